@@ -1,0 +1,82 @@
+//! The hub's error type. Each variant has one stable [`ErrorCode`].
+
+use crate::cursor::CursorError;
+use crate::store::StoreError;
+use crate::topic::{FilterError, NameError};
+use herald_proto::ErrorCode;
+
+/// Why a hub call failed. Nothing changed when a call fails.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HubError {
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopic { name: String, reason: NameError },
+    #[error("invalid pattern {pattern:?}: {reason}")]
+    InvalidPattern { pattern: String, reason: NameError },
+    #[error("{0}")]
+    InvalidFilter(#[from] FilterError),
+    #[error("{0}")]
+    InvalidCursor(#[from] CursorError),
+    #[error("limit must be between 1 and {max}; got {got}")]
+    InvalidLimit { got: i64, max: usize },
+    #[error("wait must be between 0 and {max} seconds; got {got}")]
+    InvalidWait { got: String, max: u64 },
+    #[error("payload is {size} bytes; the limit is {max}")]
+    PayloadTooLarge { size: usize, max: usize },
+    #[error("payload declared as JSON is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("invalid event name {0:?}: use 1-64 characters from A-Z a-z 0-9 _ . : / -")]
+    InvalidEvent(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("{0}")]
+    InvalidRetention(String),
+    #[error("topic {0:?} does not exist")]
+    TopicNotFound(String),
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+impl HubError {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            HubError::InvalidTopic { .. } => ErrorCode::InvalidTopic,
+            HubError::InvalidPattern { .. } | HubError::InvalidFilter(_) => {
+                ErrorCode::InvalidPattern
+            }
+            HubError::InvalidCursor(_) => ErrorCode::InvalidCursor,
+            HubError::InvalidLimit { .. } => ErrorCode::InvalidLimit,
+            HubError::InvalidWait { .. } => ErrorCode::InvalidWait,
+            HubError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            HubError::InvalidJson(_) => ErrorCode::InvalidJson,
+            HubError::InvalidEvent(_) => ErrorCode::InvalidEvent,
+            HubError::InvalidParameter(_) => ErrorCode::InvalidParameter,
+            HubError::InvalidRetention(_) => ErrorCode::InvalidRetention,
+            HubError::TopicNotFound(_) => ErrorCode::TopicNotFound,
+            HubError::Forbidden(_) => ErrorCode::Forbidden,
+            HubError::ShuttingDown => ErrorCode::ShuttingDown,
+            HubError::Storage(StoreError::Closed) => ErrorCode::ShuttingDown,
+            HubError::Storage(StoreError::Io(_)) => ErrorCode::StorageFailure,
+        }
+    }
+
+    /// Parses a topic name, mapping the failure.
+    pub fn topic(name: &str) -> Result<crate::TopicName, HubError> {
+        crate::TopicName::parse(name).map_err(|reason| HubError::InvalidTopic {
+            name: name.chars().take(256).collect(),
+            reason,
+        })
+    }
+
+    /// Parses a pattern, mapping the failure.
+    pub fn pattern(pattern: &str) -> Result<crate::Pattern, HubError> {
+        crate::Pattern::parse(pattern).map_err(|reason| HubError::InvalidPattern {
+            pattern: pattern.chars().take(256).collect(),
+            reason,
+        })
+    }
+}

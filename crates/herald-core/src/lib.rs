@@ -1,0 +1,31 @@
+//! herald's domain core: topics, patterns, cursors, messages, the [`Hub`], the
+//! [`LogStore`] contract with an in-memory store, and the store conformance suite.
+//! No sockets live here.
+
+pub mod clock;
+pub mod conformance;
+mod cursor;
+mod error;
+mod fanout;
+mod hub;
+mod memory;
+mod message;
+mod principal;
+mod store;
+mod topic;
+
+pub use cursor::{Cursor, CursorError, Epoch, Start};
+pub use error::HubError;
+pub use herald_proto::ResetReason;
+pub use hub::{
+    DEFAULT_READ_LIMIT, Hub, HubOptions, MAX_READ_LIMIT, Publish, Published, Read, ReadResult,
+    ResetInfo, TopicStats,
+};
+pub use memory::MemoryStore;
+pub use message::{DataKind, Message, data_kind, is_json_type, is_text_type};
+pub use principal::Principal;
+pub use store::{
+    Append, Appended, CommitSink, LogStore, ReadBatch, Retention, StoreContext, StoreError,
+    TopicInfo,
+};
+pub use topic::{Filter, FilterError, NameError, Pattern, TopicName};

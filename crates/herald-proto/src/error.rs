@@ -1,0 +1,138 @@
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable error code. The string form (`as_str`) is part of the
+/// public contract: it appears as `code` in problem documents and WebSocket error frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A topic name breaks the naming rules.
+    InvalidTopic,
+    /// A pattern breaks the naming rules.
+    InvalidPattern,
+    /// A cursor string cannot be parsed.
+    InvalidCursor,
+    /// `limit` is outside 1–1000.
+    InvalidLimit,
+    /// `wait` is negative, not a number, or above the configured maximum.
+    InvalidWait,
+    /// The body does not parse (for example malformed JSON).
+    InvalidBody,
+    /// A payload declared as JSON is not valid JSON.
+    InvalidJson,
+    /// A payload or body is over its size limit.
+    PayloadTooLarge,
+    /// The request's content type is not accepted on this route.
+    UnsupportedMediaType,
+    /// A retention setting is invalid.
+    InvalidRetention,
+    /// An event name or header is invalid.
+    InvalidEvent,
+    /// A query or header parameter is malformed.
+    InvalidParameter,
+    /// No valid credentials were presented.
+    Unauthorized,
+    /// The credentials do not allow this operation.
+    Forbidden,
+    /// The topic does not exist.
+    TopicNotFound,
+    /// The route does not exist.
+    NotFound,
+    /// The method is not allowed on this route.
+    MethodNotAllowed,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// Storage failed; the operation did not happen.
+    StorageFailure,
+    /// An unexpected internal failure.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The stable string form of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidTopic => "invalid_topic",
+            ErrorCode::InvalidPattern => "invalid_pattern",
+            ErrorCode::InvalidCursor => "invalid_cursor",
+            ErrorCode::InvalidLimit => "invalid_limit",
+            ErrorCode::InvalidWait => "invalid_wait",
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::InvalidRetention => "invalid_retention",
+            ErrorCode::InvalidEvent => "invalid_event",
+            ErrorCode::InvalidParameter => "invalid_parameter",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::TopicNotFound => "topic_not_found",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::StorageFailure => "storage_failure",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// A short human title for the code (the problem document's `title`).
+    pub fn title(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidTopic => "Invalid topic name",
+            ErrorCode::InvalidPattern => "Invalid topic pattern",
+            ErrorCode::InvalidCursor => "Invalid cursor",
+            ErrorCode::InvalidLimit => "Invalid limit",
+            ErrorCode::InvalidWait => "Invalid wait",
+            ErrorCode::InvalidBody => "Invalid request body",
+            ErrorCode::InvalidJson => "Invalid JSON payload",
+            ErrorCode::PayloadTooLarge => "Payload too large",
+            ErrorCode::UnsupportedMediaType => "Unsupported media type",
+            ErrorCode::InvalidRetention => "Invalid retention",
+            ErrorCode::InvalidEvent => "Invalid event name",
+            ErrorCode::InvalidParameter => "Invalid parameter",
+            ErrorCode::Unauthorized => "Unauthorized",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::TopicNotFound => "Topic not found",
+            ErrorCode::NotFound => "Not found",
+            ErrorCode::MethodNotAllowed => "Method not allowed",
+            ErrorCode::ShuttingDown => "Shutting down",
+            ErrorCode::StorageFailure => "Storage failure",
+            ErrorCode::Internal => "Internal error",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An RFC 9457 problem document with herald's stable `code`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI reference naming the problem type (`https://herald.dev/errors/<code>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    pub detail: String,
+    /// The stable error code.
+    pub code: ErrorCode,
+}
+
+impl Problem {
+    /// Builds a problem document for `code` with the given HTTP status and detail.
+    pub fn new(code: ErrorCode, status: u16, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: format!("https://herald.dev/errors/{}", code.as_str()),
+            title: code.title().to_owned(),
+            status,
+            detail: detail.into(),
+            code,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Wire types shared by the herald server and its SDK: JSON envelopes, read responses,
+//! problem documents and the stable error codes. No I/O lives here.
+
+mod envelope;
+mod error;
+mod read;
+
+pub use envelope::{Envelope, Published};
+pub use error::{ErrorCode, Problem};
+pub use read::{
+    BatchItem, ReadResponse, Reset, ResetReason, RetentionSpec, TopicStats, TopicsResponse, raw,
+};
