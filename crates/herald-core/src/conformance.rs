@@ -125,6 +125,7 @@ pub async fn run_all(factory: impl Factory) {
     idempotency_keys_dedupe_within_window(&factory).await;
     retention_by_count_and_bytes(&factory).await;
     retention_by_age(&factory).await;
+    retention_inside_one_commit(&factory).await;
     delete_topic_removes_and_marks(&factory).await;
     set_retention_creates_and_trims(&factory).await;
     concurrent_appends_commit_in_order(&factory).await;
@@ -292,6 +293,32 @@ pub async fn retention_by_count_and_bytes(factory: &impl Factory) {
     s.maintain().await.expect("maintain");
     assert_eq!(bodies(s, &filter(&["b"]), 0, 10), vec!["cccc", "dddd"]);
     assert_eq!(s.topic(&topic("b")).expect("t").expect("exists").bytes, 8);
+}
+
+/// Retention can remove part of what one commit wrote; reads at every position agree.
+pub async fn retention_inside_one_commit(factory: &impl Factory) {
+    let r = rig(factory, Retention::default());
+    let s = &r.store;
+    let items = (1..=10).map(|i| text("one", &i.to_string())).collect();
+    append(s, items).await;
+    s.set_retention(
+        &topic("one"),
+        Retention {
+            max_messages: Some(3),
+            ..Retention::default()
+        },
+    )
+    .await
+    .expect("retention");
+    let f = filter(&["one"]);
+    assert_eq!(bodies(s, &f, 0, 10), vec!["8", "9", "10"]);
+    assert_eq!(bodies(s, &f, 8, 10), vec!["9", "10"]);
+    assert_eq!(bodies(s, &f, 9, 1), vec!["10"]);
+    assert_eq!(s.read(&f, 0, 10).expect("read").trimmed, 7);
+    let t = s.topic(&topic("one")).expect("topic").expect("exists");
+    assert_eq!((t.count, t.first, t.last), (3, Some(8), Some(10)));
+    append(s, vec![text("one", "11")]).await;
+    assert_eq!(bodies(s, &f, 0, 10), vec!["9", "10", "11"]);
 }
 
 /// Messages older than `max_age` go; the default retention applies to every topic.

@@ -53,10 +53,27 @@ impl Cursor {
     }
 }
 
+impl Cursor {
+    /// The rendered form without allocating: fixed width lowercase hex, so rendered
+    /// cursors of one epoch sort in log order.
+    pub fn encode(&self) -> [u8; CURSOR_LEN] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; CURSOR_LEN];
+        for (i, b) in out[..8].iter_mut().enumerate() {
+            *b = HEX[((self.epoch.0 >> (28 - 4 * i)) & 0xf) as usize];
+        }
+        for (i, b) in out[8..].iter_mut().enumerate() {
+            *b = HEX[((self.seq >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        out
+    }
+}
+
 impl fmt::Display for Cursor {
-    /// Fixed width lowercase hex, so rendered cursors of one epoch sort in log order.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:08x}{:016x}", self.epoch.0, self.seq)
+        let buf = self.encode();
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&buf).unwrap_or_default())
     }
 }
 

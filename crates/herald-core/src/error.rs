@@ -16,8 +16,8 @@ pub enum HubError {
     InvalidFilter(#[from] FilterError),
     #[error("{0}")]
     InvalidCursor(#[from] CursorError),
-    #[error("limit must be between 1 and {max}; got {got}")]
-    InvalidLimit { got: i64, max: usize },
+    #[error("limit must be a whole number between 1 and {max}; got {got:?}")]
+    InvalidLimit { got: String, max: usize },
     #[error("wait must be between 0 and {max} seconds; got {got}")]
     InvalidWait { got: String, max: u64 },
     #[error("payload is {size} bytes; the limit is {max}")]
@@ -28,6 +28,8 @@ pub enum HubError {
     InvalidEvent(String),
     #[error("{0}")]
     InvalidParameter(String),
+    #[error("{0}")]
+    InvalidBody(String),
     #[error("{0}")]
     InvalidRetention(String),
     #[error("topic {0:?} does not exist")]
@@ -55,6 +57,7 @@ impl HubError {
             HubError::InvalidJson(_) => ErrorCode::InvalidJson,
             HubError::InvalidEvent(_) => ErrorCode::InvalidEvent,
             HubError::InvalidParameter(_) => ErrorCode::InvalidParameter,
+            HubError::InvalidBody(_) => ErrorCode::InvalidBody,
             HubError::InvalidRetention(_) => ErrorCode::InvalidRetention,
             HubError::TopicNotFound(_) => ErrorCode::TopicNotFound,
             HubError::Forbidden(_) => ErrorCode::Forbidden,

@@ -351,13 +351,14 @@ impl Hub {
                 return Err(HubError::InvalidEvent(event.chars().take(80).collect()));
             }
         }
-        if let Some(key) = &msg.idempotency_key {
-            if key.is_empty() || key.len() > 256 || !key.bytes().all(|b| (0x21..0x7f).contains(&b))
-            {
-                return Err(HubError::InvalidParameter(
-                    "idempotency key must be 1-256 visible ASCII characters".into(),
-                ));
-            }
+        if let Some(key) = &msg.idempotency_key
+            && (key.is_empty()
+                || key.len() > 256
+                || !key.bytes().all(|b| (0x21..0x7f).contains(&b)))
+        {
+            return Err(HubError::InvalidParameter(
+                "idempotency key must be 1-256 visible ASCII characters".into(),
+            ));
         }
         if msg.headers.len() > 32 {
             return Err(HubError::InvalidParameter("at most 32 headers".into()));
@@ -384,13 +385,15 @@ impl Hub {
         })
     }
 
-    /// Validates a read limit (`None` means the default).
-    pub fn check_limit(limit: Option<i64>) -> Result<usize, HubError> {
-        match limit {
-            None => Ok(DEFAULT_READ_LIMIT),
-            Some(n) if n >= 1 && n as usize <= MAX_READ_LIMIT => Ok(n as usize),
-            Some(n) => Err(HubError::InvalidLimit {
-                got: n,
+    /// Validates a read limit given as text (`None` means the default).
+    pub fn check_limit(limit: Option<&str>) -> Result<usize, HubError> {
+        let Some(raw) = limit else {
+            return Ok(DEFAULT_READ_LIMIT);
+        };
+        match raw.trim().parse::<i64>() {
+            Ok(n) if n >= 1 && n as usize <= MAX_READ_LIMIT => Ok(n as usize),
+            _ => Err(HubError::InvalidLimit {
+                got: raw.chars().take(32).collect(),
                 max: MAX_READ_LIMIT,
             }),
         }
@@ -431,7 +434,7 @@ impl Hub {
         }
         if req.limit == 0 || req.limit > MAX_READ_LIMIT {
             return Err(HubError::InvalidLimit {
-                got: req.limit as i64,
+                got: req.limit.to_string(),
                 max: MAX_READ_LIMIT,
             });
         }

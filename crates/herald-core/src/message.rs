@@ -112,11 +112,11 @@ impl Message {
     fn render_envelope(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.data.len() + 160);
         out.extend_from_slice(b"{\"id\":\"");
-        out.extend_from_slice(self.id.to_string().as_bytes());
+        out.extend_from_slice(&self.id.encode());
         out.extend_from_slice(b"\",\"topic\":\"");
         out.extend_from_slice(self.topic.as_str().as_bytes());
         out.extend_from_slice(b"\",\"time\":\"");
-        out.extend_from_slice(self.time().as_bytes());
+        out.extend_from_slice(&crate::clock::rfc3339_ms_bytes(self.time_ms));
         out.push(b'"');
         if let Some(event) = &self.event {
             out.extend_from_slice(b",\"event\":");

@@ -38,9 +38,14 @@ impl Principal {
 
     /// The anonymous caller of a server without access control: may do everything.
     pub fn anonymous() -> Self {
-        let all =
-            || vec![Pattern::parse(">").unwrap_or_else(|_| unreachable!("'>' is a valid pattern"))];
-        Principal::new("anonymous", all(), all(), true)
+        static ANON: std::sync::OnceLock<Principal> = std::sync::OnceLock::new();
+        ANON.get_or_init(|| {
+            let all = || {
+                vec![Pattern::parse(">").unwrap_or_else(|_| unreachable!("'>' is a valid pattern"))]
+            };
+            Principal::new("anonymous", all(), all(), true)
+        })
+        .clone()
     }
 
     /// A stable identifier (for logs and rate limits).

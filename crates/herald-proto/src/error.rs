@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 /// public contract: it appears as `code` in problem documents and WebSocket error frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum ErrorCode {
     /// A topic name breaks the naming rules.
     InvalidTopic,

@@ -1,1 +1,156 @@
+//! herald's server: the doors (HTTP now; SSE, WebSocket and gRPC build on the same
+//! state), configuration and lifecycle. A library: `Server::bind(config)` gives a
+//! [`ServerHandle`] with the real address; the binary and the tests call the same thing.
 
+pub mod config;
+pub mod http;
+mod serve;
+mod state;
+
+pub use config::Config;
+pub use state::AppState;
+
+use herald_core::clock::{Clock, SystemClock};
+use herald_core::{Hub, HubOptions, MemoryStore, Retention};
+use herald_store::{RedbOptions, RedbStore, SyncMode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the log: {0}")]
+    Store(#[from] herald_core::StoreError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    hub: Hub,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The core, for in-process use.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops the server gracefully and waits until the log is closed.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server has stopped (after its shutdown token is cancelled).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts servers.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Opens the log, binds the listener and starts serving.
+    pub async fn bind(config: Config) -> Result<ServerHandle, StartError> {
+        Server::bind_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Server::bind`], with an injected wall clock (for tests of time-based
+    /// behaviour such as age retention and idempotency windows).
+    pub async fn bind_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ServerHandle, StartError> {
+        config.validate()?;
+        let hub = open_hub(&config, clock)?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let state = AppState {
+            hub: hub.clone(),
+            config: Arc::new(config),
+        };
+        let router = http::router(state.clone());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(serve::run(listener, router, state, shutdown.clone()));
+        Ok(ServerHandle {
+            addr,
+            hub,
+            shutdown,
+            task,
+        })
+    }
+}
+
+fn open_hub(config: &Config, clock: Arc<dyn Clock>) -> Result<Hub, StartError> {
+    let r = &config.retention;
+    let opts = HubOptions {
+        max_payload_bytes: config.limits.max_payload_bytes,
+        max_batch_items: config.limits.max_batch_items,
+        max_wait: Duration::from_secs(config.long_poll.max_wait_seconds),
+        dedup_window: config.storage.dedup_window,
+        default_retention: Retention {
+            max_messages: (r.max_messages > 0).then_some(r.max_messages),
+            max_bytes: (r.max_bytes > 0).then_some(r.max_bytes),
+            max_age: (!r.max_age.is_zero()).then_some(r.max_age),
+        },
+        clock,
+        ..HubOptions::default()
+    };
+    if config.memory {
+        return Hub::open(opts, |ctx| Ok::<_, StartError>(MemoryStore::new(ctx)));
+    }
+    let store_opts = RedbOptions {
+        sync: match config.storage.sync {
+            config::Sync::Always => SyncMode::Always,
+            config::Sync::Never => SyncMode::Never,
+        },
+        cache_bytes: config.storage.cache_mb * 1024 * 1024,
+        max_batch_messages: config.storage.max_batch_messages,
+        commit_window: config.storage.commit_window,
+        ..RedbOptions::default()
+    };
+    let dir = config.data_dir.clone();
+    Ok(Hub::open(opts, move |ctx| {
+        RedbStore::open(&dir, store_opts, ctx)
+    })?)
+}

@@ -8,8 +8,7 @@ const MESSAGE_V1: u8 = 1;
 const HAS_EVENT: u8 = 1;
 const HAS_HEADERS: u8 = 2;
 
-/// Encodes a message's stored value: everything except its topic and position, which
-/// are the key.
+/// Appends a message's encoding to `out`: everything except its topic and position.
 pub(crate) fn encode_message(
     out: &mut Vec<u8>,
     time_ms: u64,
@@ -18,7 +17,6 @@ pub(crate) fn encode_message(
     headers: &[(Box<str>, Box<str>)],
     data: &[u8],
 ) {
-    out.clear();
     out.push(MESSAGE_V1);
     out.extend_from_slice(&time_ms.to_le_bytes());
     let mut flags = 0;
@@ -89,9 +87,10 @@ pub(crate) fn message_data_len(value: &[u8]) -> Option<usize> {
     Some(r.0.len())
 }
 
-fn skip_meta<'a>(
-    r: &mut Reader<'a>,
-) -> Option<(u64, Option<&'a str>, &'a str, Vec<(Box<str>, Box<str>)>)> {
+/// A message's fields before its payload: time, event, content type, headers.
+type Meta<'a> = (u64, Option<&'a str>, &'a str, Vec<(Box<str>, Box<str>)>);
+
+fn skip_meta<'a>(r: &mut Reader<'a>) -> Option<Meta<'a>> {
     if r.u8()? != MESSAGE_V1 {
         return None;
     }
@@ -111,6 +110,115 @@ fn skip_meta<'a>(
         }
     }
     Some((time, event, ct, headers))
+}
+
+const CHUNK_V2: u8 = 2;
+const CHUNK_HEAD: usize = 3;
+const ENTRY_HEAD: usize = 12;
+
+/// Builds one chunk: consecutive messages of one topic from one commit, stored as a
+/// single value keyed by (topic, first position). One B-tree insert then covers many
+/// messages.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkBuilder {
+    pub first: u64,
+    pub count: u16,
+    pub buf: Vec<u8>,
+}
+
+impl ChunkBuilder {
+    /// Adds a message; `encode` writes its v1 encoding into the buffer.
+    pub(crate) fn push(&mut self, seq: u64, encode: impl FnOnce(&mut Vec<u8>)) {
+        if self.count == 0 {
+            self.first = seq;
+            self.buf.clear();
+            self.buf.extend_from_slice(&[CHUNK_V2, 0, 0]);
+        }
+        self.buf.extend_from_slice(&seq.to_le_bytes());
+        let len_at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        let start = self.buf.len();
+        encode(&mut self.buf);
+        let len = (self.buf.len() - start) as u32;
+        self.buf[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        self.count += 1;
+        self.buf[1..3].copy_from_slice(&self.count.to_le_bytes());
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Takes the finished chunk, leaving the builder empty.
+    pub(crate) fn take(&mut self) -> (u64, &[u8]) {
+        self.count = 0;
+        (self.first, &self.buf)
+    }
+}
+
+/// Reads the entry at byte offset `pos` of a chunk (0 = the first entry): its
+/// position, the byte range of its v1-encoded message, and the offset of the next entry.
+/// `Ok(None)` at the end, `Err(())` when the chunk is corrupt.
+#[allow(clippy::result_unit_err)]
+pub(crate) fn entry_at(chunk: &[u8], pos: usize) -> Result<Option<(u64, usize, usize)>, ()> {
+    if chunk.len() < CHUNK_HEAD || chunk[0] != CHUNK_V2 {
+        return Err(());
+    }
+    let at = pos.max(CHUNK_HEAD);
+    if at == chunk.len() {
+        return Ok(None);
+    }
+    let head = chunk.get(at..at + ENTRY_HEAD).ok_or(())?;
+    let seq = u64::from_le_bytes(head[..8].try_into().map_err(|_| ())?);
+    let len = u32::from_le_bytes(head[8..12].try_into().map_err(|_| ())?) as usize;
+    let start = at + ENTRY_HEAD;
+    let end = start
+        .checked_add(len)
+        .filter(|&e| e <= chunk.len())
+        .ok_or(())?;
+    Ok(Some((seq, start, end)))
+}
+
+/// The messages of a stored chunk: (position, v1-encoded message).
+pub(crate) fn chunk_entries(chunk: &[u8]) -> ChunkIter<'_> {
+    ChunkIter {
+        chunk,
+        pos: 0,
+        corrupt: false,
+    }
+}
+
+/// Iterates a chunk's entries; stops early (setting `corrupt`) at damage.
+pub(crate) struct ChunkIter<'a> {
+    chunk: &'a [u8],
+    pos: usize,
+    pub corrupt: bool,
+}
+
+impl<'a> Iterator for ChunkIter<'a> {
+    type Item = (u64, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.corrupt {
+            return None;
+        }
+        match entry_at(self.chunk, self.pos) {
+            Ok(Some((seq, start, end))) => {
+                self.pos = end;
+                Some((seq, &self.chunk[start..end]))
+            }
+            Ok(None) => None,
+            Err(()) => {
+                self.corrupt = true;
+                None
+            }
+        }
+    }
+}
+
+/// The last position in a chunk.
+pub(crate) fn chunk_last(chunk: &[u8]) -> Option<u64> {
+    chunk_entries(chunk).last().map(|(seq, _)| seq)
 }
 
 /// Decodes a stored message.
@@ -241,6 +349,38 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn chunk_round_trip() {
+        let mut c = ChunkBuilder::default();
+        for seq in [5u64, 9, 12] {
+            c.push(seq, |out| {
+                let mut m = Vec::new();
+                encode_message(
+                    &mut m,
+                    seq,
+                    None,
+                    "text/plain",
+                    &[],
+                    format!("m{seq}").as_bytes(),
+                );
+                out.extend_from_slice(&m);
+            });
+        }
+        let (first, bytes) = c.take();
+        assert_eq!(first, 5);
+        let entries: Vec<(u64, usize)> = chunk_entries(bytes)
+            .map(|(s, m)| (s, message_data_len(m).unwrap_or(0)))
+            .collect();
+        assert_eq!(entries, vec![(5, 2), (9, 2), (12, 3)]);
+        assert_eq!(chunk_last(bytes), Some(12));
+        let mut truncated = chunk_entries(&bytes[..bytes.len() - 1]);
+        assert_eq!(truncated.by_ref().count(), 2);
+        assert!(truncated.corrupt);
+        let mut bad = chunk_entries(&[1, 0, 0]);
+        assert_eq!(bad.by_ref().count(), 0);
+        assert!(bad.corrupt);
     }
 
     #[test]

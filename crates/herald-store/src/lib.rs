@@ -169,6 +169,18 @@ impl RedbStore {
     }
 }
 
+impl Drop for RedbStore {
+    /// Without `close`, the writer stops after what is already queued; waiting for it
+    /// releases the database file before the store is gone.
+    fn drop(&mut self) {
+        let (tx, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.tx, tx));
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
+}
+
 impl LogStore for RedbStore {
     fn epoch(&self) -> Epoch {
         self.shared.epoch

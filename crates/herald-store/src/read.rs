@@ -1,19 +1,15 @@
-//! The read path: snapshot reads by topic index, merged across topics, or a scan of the
-//! log order for patterns that match many topics.
+//! The read path: snapshot reads of each matching topic's range, merged into log order.
+//! Topics with nothing after the cursor (known from the directory) are not touched.
 
-use crate::codec::decode_message;
-use crate::tables::{MESSAGES, SEQS};
+use crate::codec::{decode_message, entry_at};
+use crate::tables::MESSAGES;
 use crate::{Shared, io};
 use herald_core::{Cursor, Filter, Message, ReadBatch, StoreError, TopicName};
 use redb::ReadableDatabase;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-/// Above this many matching topics, a read scans the log order instead of merging
-/// per-topic ranges.
-const MERGE_MAX_TOPICS: usize = 256;
 
 struct Target {
     id: u32,
@@ -38,6 +34,10 @@ pub(crate) fn read(
         let mut pick = |id: u32| {
             let rec = dir.topics.get(&id)?;
             trimmed = trimmed.max(rec.trimmed);
+            // The directory is updated before each commit, so `last` covers the snapshot.
+            if rec.last.unwrap_or(0) <= after.max(rec.trimmed) {
+                return None;
+            }
             Some(Target {
                 id,
                 name: rec.name.clone(),
@@ -64,57 +64,29 @@ pub(crate) fn read(
     };
     let epoch = shared.epoch;
     let messages = txn.open_table(MESSAGES).map_err(io)?;
+    let mut sources = Vec::with_capacity(targets.len());
+    let mut heap = BinaryHeap::new();
+    for (i, t) in targets.iter().enumerate() {
+        let s = Source::open(&messages, t.id, t.from)?;
+        if let Some((seq, _, _)) = s.head {
+            heap.push(Reverse((seq, i)));
+        }
+        sources.push(s);
+    }
     let mut out: Vec<Arc<Message>> = Vec::new();
-    let decode = |id: u64, t: &Target, v: &[u8]| {
-        decode_message(Cursor::new(epoch, id), t.name.clone(), v)
-            .map(Arc::new)
-            .ok_or_else(|| StoreError::Io(format!("message {id} is corrupt")))
-    };
-    if targets.len() <= MERGE_MAX_TOPICS {
-        let mut ranges = Vec::with_capacity(targets.len());
-        let mut heap = BinaryHeap::new();
-        for (i, t) in targets.iter().enumerate() {
-            let mut range = messages
-                .range((t.id, t.from.saturating_add(1))..=(t.id, u64::MAX))
-                .map_err(io)?;
-            if let Some(row) = range.next() {
-                let (k, v) = row.map_err(io)?;
-                heap.push(Reverse((k.value().1, i)));
-                ranges.push((range, Some(v)));
-            } else {
-                ranges.push((range, None));
-            }
-        }
-        while out.len() < limit {
-            let Some(Reverse((seq, i))) = heap.pop() else {
-                break;
-            };
-            let (range, head) = &mut ranges[i];
-            if let Some(v) = head.take() {
-                out.push(decode(seq, &targets[i], v.value())?);
-            }
-            if let Some(row) = range.next() {
-                let (k, v) = row.map_err(io)?;
-                heap.push(Reverse((k.value().1, i)));
-                *head = Some(v);
-            }
-        }
-    } else {
-        let by_id: HashMap<u32, &Target> = targets.iter().map(|t| (t.id, t)).collect();
-        let seqs = txn.open_table(SEQS).map_err(io)?;
-        for row in seqs.range(after.saturating_add(1)..).map_err(io)? {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = row.map_err(io)?;
-            let (seq, id) = (k.value(), v.value());
-            let Some(t) = by_id.get(&id) else { continue };
-            if seq <= t.from {
-                continue;
-            }
-            if let Some(v) = messages.get((id, seq)).map_err(io)? {
-                out.push(decode(seq, t, v.value())?);
-            }
+    while out.len() < limit {
+        let Some(Reverse((seq, i))) = heap.pop() else {
+            break;
+        };
+        let s = &mut sources[i];
+        let t = &targets[i];
+        let m = s
+            .decode_head(Cursor::new(epoch, seq), &t.name)
+            .ok_or_else(|| StoreError::Io(format!("message {seq} of {} is corrupt", t.name)))?;
+        out.push(Arc::new(m));
+        s.advance()?;
+        if let Some((seq, _, _)) = s.head {
+            heap.push(Reverse((seq, i)));
         }
     }
     Ok(ReadBatch {
@@ -122,4 +94,76 @@ pub(crate) fn read(
         tail,
         trimmed,
     })
+}
+
+type Chunks = redb::ReadOnlyTable<(u32, u64), &'static [u8]>;
+
+/// One topic's messages after a position, walked chunk by chunk.
+struct Source {
+    range: redb::Range<'static, (u32, u64), &'static [u8]>,
+    chunk: Option<redb::AccessGuard<'static, &'static [u8]>>,
+    pos: usize,
+    /// The next message: position and byte range within `chunk`.
+    head: Option<(u64, usize, usize)>,
+    from: u64,
+}
+
+impl Source {
+    fn open(table: &Chunks, id: u32, from: u64) -> Result<Source, StoreError> {
+        // The chunk holding `from + 1`, if any, starts at or before it.
+        let next = from.saturating_add(1);
+        let start = match table.range((id, 0)..=(id, next)).map_err(io)?.next_back() {
+            Some(row) => row.map_err(io)?.0.value().1,
+            None => next,
+        };
+        let range = table.range((id, start)..=(id, u64::MAX)).map_err(io)?;
+        let mut s = Source {
+            range,
+            chunk: None,
+            pos: 0,
+            head: None,
+            from,
+        };
+        s.advance()?;
+        Ok(s)
+    }
+
+    /// Moves `head` to the next message after `from`.
+    fn advance(&mut self) -> Result<(), StoreError> {
+        loop {
+            if let Some(guard) = &self.chunk {
+                let bytes = guard.value();
+                loop {
+                    match entry_at(bytes, self.pos) {
+                        Ok(Some((seq, start, end))) => {
+                            self.pos = end;
+                            if seq > self.from {
+                                self.head = Some((seq, start, end));
+                                return Ok(());
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(()) => return Err(StoreError::Io("a stored chunk is corrupt".into())),
+                    }
+                }
+                self.chunk = None;
+            }
+            match self.range.next() {
+                None => {
+                    self.head = None;
+                    return Ok(());
+                }
+                Some(row) => {
+                    self.chunk = Some(row.map_err(io)?.1);
+                    self.pos = 0;
+                }
+            }
+        }
+    }
+
+    fn decode_head(&self, id: Cursor, topic: &TopicName) -> Option<Message> {
+        let (_, start, end) = self.head?;
+        let bytes = self.chunk.as_ref()?.value();
+        decode_message(id, topic.clone(), bytes.get(start..end)?)
+    }
 }

@@ -8,8 +8,6 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 pub(crate) const TOPICS: TableDefinition<u32, &[u8]> = TableDefinition::new("topics");
 /// (topic id, position) → encoded message.
 pub(crate) const MESSAGES: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("messages");
-/// position → topic id: the log order across topics, for wide pattern reads.
-pub(crate) const SEQS: TableDefinition<u64, u32> = TableDefinition::new("seqs");
 /// (topic id, idempotency key) → (position, commit time ms).
 pub(crate) const DEDUP: TableDefinition<(u32, &str), (u64, u64)> = TableDefinition::new("dedup");
 /// (commit time ms, topic id, key) → (): idempotency keys in expiry order.

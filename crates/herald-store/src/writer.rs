@@ -1,7 +1,10 @@
 //! The writer thread: group commit, retention, deletion and key expiry.
 
-use crate::codec::{TopicRecord, encode_message, message_data_len, message_time};
-use crate::tables::{DEDUP, DEDUP_EXP, MESSAGES, META, SEQS, TOPICS};
+use crate::codec::{
+    ChunkBuilder, TopicRecord, chunk_entries, chunk_last, encode_message, message_data_len,
+    message_time,
+};
+use crate::tables::{DEDUP, DEDUP_EXP, MESSAGES, META, TOPICS};
 use crate::{Directory, RedbOptions, Shared, SyncMode, io};
 use herald_core::{
     Append, Appended, Cursor, Epoch, Message, Retention, StoreContext, StoreError, TopicInfo,
@@ -14,8 +17,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Most rows one maintenance step removes before letting publishes in again.
+/// Most messages one maintenance step removes before letting publishes in again.
 const CHUNK: usize = 4096;
+/// Most messages in one stored chunk.
+const CHUNK_MESSAGES: usize = 512;
+/// Most encoded bytes in one stored chunk (a chunk may exceed it by one message).
+const CHUNK_BYTES: usize = 256 * 1024;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -87,28 +94,45 @@ impl State {
                     e
                 }
             };
-            if let Some(v) = meta.get("next_topic_id").map_err(io)? {
-                if let Ok(b) = v.value().try_into() {
-                    state.next_topic_id = u32::from_le_bytes(b);
-                }
+            if let Some(v) = meta.get("next_topic_id").map_err(io)?
+                && let Ok(b) = v.value().try_into()
+            {
+                state.next_topic_id = u32::from_le_bytes(b);
             }
             let topics = txn.open_table(TOPICS).map_err(io)?;
             let messages = txn.open_table(MESSAGES).map_err(io)?;
-            txn.open_table(SEQS).map_err(io)?;
             txn.open_table(DEDUP).map_err(io)?;
             txn.open_table(DEDUP_EXP).map_err(io)?;
             for row in topics.iter().map_err(io)? {
                 let (k, v) = row.map_err(io)?;
                 let id = k.value();
-                let rec = TopicRecord::decode(v.value())
+                let mut rec = TopicRecord::decode(v.value())
                     .ok_or_else(|| StoreError::Io(format!("topic record {id} is corrupt")))?;
+                // Statistics are written lazily: count what was committed after them.
+                let known = rec.last.unwrap_or(0).max(rec.trimmed);
+                for row in messages
+                    .range((id, known + 1)..=(id, u64::MAX))
+                    .map_err(io)?
+                {
+                    let (_, v) = row.map_err(io)?;
+                    for (seq, m) in chunk_entries(v.value()) {
+                        rec.count += 1;
+                        rec.bytes += message_data_len(m).unwrap_or(0) as u64;
+                        rec.last = Some(seq);
+                        rec.first.get_or_insert(seq);
+                        rec.live = true;
+                    }
+                }
                 state.tail = state.tail.max(rec.last.unwrap_or(0));
-                if messages
+                let first_chunk_dead = match messages
                     .range((id, 0)..=(id, rec.trimmed))
                     .map_err(io)?
                     .next()
-                    .is_some()
                 {
+                    Some(row) => chunk_last(row.map_err(io)?.1.value()).unwrap_or(0) <= rec.trimmed,
+                    None => false,
+                };
+                if first_chunk_dead {
                     state.purge.insert(id);
                 }
                 state.next_topic_id = state.next_topic_id.max(id + 1);
@@ -132,7 +156,6 @@ struct Tables<'t> {
     meta: Table<'t, &'static str, &'static [u8]>,
     topics: Table<'t, u32, &'static [u8]>,
     messages: Table<'t, (u32, u64), &'static [u8]>,
-    seqs: Table<'t, u64, u32>,
     dedup: Table<'t, (u32, &'static str), (u64, u64)>,
     dedup_exp: Table<'t, (u64, u32, &'static str), ()>,
 }
@@ -143,7 +166,6 @@ impl<'t> Tables<'t> {
             meta: txn.open_table(META).map_err(io)?,
             topics: txn.open_table(TOPICS).map_err(io)?,
             messages: txn.open_table(MESSAGES).map_err(io)?,
-            seqs: txn.open_table(SEQS).map_err(io)?,
             dedup: txn.open_table(DEDUP).map_err(io)?,
             dedup_exp: txn.open_table(DEDUP_EXP).map_err(io)?,
         })
@@ -171,9 +193,18 @@ pub(crate) struct Writer {
     /// Expired idempotency keys may remain.
     expire_keys: bool,
     maintain_waiters: Vec<Reply<()>>,
+    /// Topics whose record must be written in the next commit (creation, trims,
+    /// retention, deletion).
     dirty: BTreeSet<u32>,
+    /// Chunks being built in the current transaction, by topic.
+    chunks: HashMap<u32, ChunkBuilder>,
+    /// Topics whose statistics changed by appends only; written at most once a second
+    /// (the store repairs them from the log on open).
+    stale: BTreeSet<u32>,
+    stats_written: Instant,
+    /// The topic id counter as last written to the meta table.
+    stored_next_topic_id: u32,
     last_sync: Instant,
-    buf: Vec<u8>,
 }
 
 impl Writer {
@@ -184,6 +215,7 @@ impl Writer {
         rx: mpsc::Receiver<Request>,
         state: State,
     ) -> Self {
+        let stored_next_topic_id = state.next_topic_id;
         Writer {
             shared,
             ctx,
@@ -195,8 +227,11 @@ impl Writer {
             expire_keys: false,
             maintain_waiters: Vec::new(),
             dirty: BTreeSet::new(),
+            chunks: HashMap::new(),
+            stale: BTreeSet::new(),
+            stats_written: Instant::now(),
+            stored_next_topic_id,
             last_sync: Instant::now(),
-            buf: Vec::with_capacity(4096),
         }
     }
 
@@ -278,6 +313,7 @@ impl Writer {
     fn commit_requests(&mut self, reqs: Vec<Request>) -> bool {
         let mut fresh: Vec<Arc<Message>> = Vec::new();
         let mut answers: Vec<Answer> = Vec::new();
+        let mut closing = false;
         let result = self.begin().and_then(|txn| {
             {
                 let mut t = Tables::open(&txn)?;
@@ -321,9 +357,13 @@ impl Writer {
                             self.start_pass();
                             self.maintain_waiters.push(reply);
                         }
-                        Request::Close { reply } => answers.push(Answer::Close(reply)),
+                        Request::Close { reply } => {
+                            closing = true;
+                            answers.push(Answer::Close(reply));
+                        }
                     }
                 }
+                self.flush_chunks(&mut t)?;
                 let touched: Vec<u32> = self.over.iter().copied().collect();
                 let mut budget = CHUNK;
                 for id in touched {
@@ -334,9 +374,11 @@ impl Writer {
                         self.over.remove(&id);
                     }
                 }
-                self.write_dirty(&mut t)?;
+                let changed: BTreeSet<u32> = self.dirty.union(&self.stale).copied().collect();
+                self.write_dirty(&mut t, closing)?;
+                self.publish_directory(&changed);
+                self.dirty.clear();
             }
-            self.publish_directory();
             txn.commit().map_err(io)?;
             Ok(())
         });
@@ -399,9 +441,12 @@ impl Writer {
     }
 
     fn reload(&mut self) {
+        self.chunks.clear();
         self.dirty.clear();
+        self.stale.clear();
         match State::load(&self.shared.db) {
             Ok((state, _)) => {
+                self.stored_next_topic_id = state.next_topic_id;
                 self.state = state;
                 self.shared.tail.store(self.state.tail, Ordering::Release);
                 self.publish_all();
@@ -412,6 +457,9 @@ impl Writer {
 
     fn topic_id(&mut self, name: &TopicName) -> u32 {
         if let Some(&id) = self.state.by_name.get(name) {
+            if self.state.topics.get(&id).is_some_and(|r| !r.live) {
+                self.dirty.insert(id);
+            }
             return id;
         }
         let id = self.state.next_topic_id;
@@ -448,16 +496,21 @@ impl Writer {
             batch_keys.insert((id, key.clone()), (seq, now));
         }
         self.state.tail = seq;
-        encode_message(
-            &mut self.buf,
-            now,
-            item.event.as_deref(),
-            &item.content_type,
-            &item.headers,
-            &item.data,
-        );
-        t.messages.insert((id, seq), &self.buf[..]).map_err(io)?;
-        t.seqs.insert(seq, id).map_err(io)?;
+        let chunk = self.chunks.entry(id).or_default();
+        chunk.push(seq, |out| {
+            encode_message(
+                out,
+                now,
+                item.event.as_deref(),
+                &item.content_type,
+                &item.headers,
+                &item.data,
+            )
+        });
+        if chunk.count as usize >= CHUNK_MESSAGES || chunk.buf.len() >= CHUNK_BYTES {
+            let (first, bytes) = chunk.take();
+            t.messages.insert((id, first), bytes).map_err(io)?;
+        }
         if let Some(rec) = self.state.topics.get_mut(&id) {
             rec.live = true;
             rec.last = Some(seq);
@@ -471,7 +524,7 @@ impl Writer {
                 self.over.insert(id);
             }
         }
-        self.dirty.insert(id);
+        self.stale.insert(id);
         let msg = Arc::new(Message::new(
             Cursor::new(self.shared.epoch, seq),
             item.topic,
@@ -508,9 +561,22 @@ impl Writer {
         true
     }
 
+    /// Writes the chunks being built in this transaction.
+    fn flush_chunks(&mut self, t: &mut Tables<'_>) -> Result<(), StoreError> {
+        for (id, mut chunk) in self.chunks.drain() {
+            if !chunk.is_empty() {
+                let (first, bytes) = chunk.take();
+                t.messages.insert((id, first), bytes).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the oldest messages of a topic while it is over its limits (and, when
-    /// `age` is set, while they are too old), within `budget` rows. Returns true when the
-    /// topic is within its limits.
+    /// `age` is set, while they are too old), within `budget` messages. Removal moves the
+    /// topic's trim mark (readers skip everything at or below it); a chunk is deleted once
+    /// all its messages are below the mark. Returns true when the topic is within its
+    /// limits.
     fn trim(
         &mut self,
         t: &mut Tables<'_>,
@@ -533,50 +599,62 @@ impl Writer {
             None
         };
         loop {
-            let over = r.max_messages.is_some_and(|m| rec.count > m)
-                || r.max_bytes.is_some_and(|m| rec.bytes > m);
-            let first = {
-                let mut range = t
-                    .messages
-                    .range((id, rec.trimmed + 1)..=(id, u64::MAX))
-                    .map_err(io)?;
+            // The oldest chunk that still holds a retained message.
+            let chunk = {
+                let mut range = t.messages.range((id, 0)..=(id, u64::MAX)).map_err(io)?;
                 match range.next() {
                     None => None,
                     Some(row) => {
                         let (k, v) = row.map_err(io)?;
-                        let v = v.value();
-                        Some((
-                            k.value().1,
-                            message_time(v).unwrap_or(0),
-                            message_data_len(v).unwrap_or(0),
-                        ))
+                        let entries: Vec<(u64, u64, usize)> = chunk_entries(v.value())
+                            .map(|(seq, m)| {
+                                (
+                                    seq,
+                                    message_time(m).unwrap_or(0),
+                                    message_data_len(m).unwrap_or(0),
+                                )
+                            })
+                            .collect();
+                        Some((k.value().1, entries))
                     }
                 }
             };
-            let Some((seq, time, len)) = first else {
+            let Some((key, entries)) = chunk else {
                 rec.first = None;
                 return Ok(true);
             };
-            rec.first = Some(seq);
-            let expired = max_age.is_some_and(|a| time + a <= now);
-            if !(over || expired) {
-                return Ok(true);
+            let mut whole = true;
+            for (seq, time, len) in entries {
+                if seq <= rec.trimmed {
+                    continue;
+                }
+                let over = r.max_messages.is_some_and(|m| rec.count > m)
+                    || r.max_bytes.is_some_and(|m| rec.bytes > m);
+                let expired = max_age.is_some_and(|a| time + a <= now);
+                if !(over || expired) {
+                    rec.first = Some(seq);
+                    return Ok(true);
+                }
+                if *budget == 0 {
+                    rec.first = Some(seq);
+                    whole = false;
+                    break;
+                }
+                *budget -= 1;
+                rec.count = rec.count.saturating_sub(1);
+                rec.bytes = rec.bytes.saturating_sub(len as u64);
+                rec.trimmed = seq;
+                self.dirty.insert(id);
             }
-            if *budget == 0 {
+            if !whole {
                 return Ok(false);
             }
-            *budget -= 1;
-            t.messages.remove((id, seq)).map_err(io)?;
-            t.seqs.remove(seq).map_err(io)?;
-            rec.count = rec.count.saturating_sub(1);
-            rec.bytes = rec.bytes.saturating_sub(len as u64);
-            rec.trimmed = seq;
-            rec.first = None;
-            self.dirty.insert(id);
+            t.messages.remove((id, key)).map_err(io)?;
         }
     }
 
-    /// Deletes rows of removed messages of one topic, within `budget`. True when done.
+    /// Deletes the chunks of a topic that lie wholly at or below its trim mark (after a
+    /// deletion), within `budget` chunks. True when done.
     fn purge(
         &mut self,
         t: &mut Tables<'_>,
@@ -586,18 +664,21 @@ impl Writer {
         let Some(rec) = self.state.topics.get(&id) else {
             return Ok(true);
         };
-        let mut seqs = Vec::new();
+        let mut dead = Vec::new();
         for row in t.messages.range((id, 0)..=(id, rec.trimmed)).map_err(io)? {
-            if seqs.len() >= *budget {
+            if dead.len() >= *budget {
                 break;
             }
-            seqs.push(row.map_err(io)?.0.value().1);
+            let (k, v) = row.map_err(io)?;
+            if chunk_last(v.value()).unwrap_or(0) > rec.trimmed {
+                break;
+            }
+            dead.push(k.value().1);
         }
-        for &seq in &seqs {
-            t.messages.remove((id, seq)).map_err(io)?;
-            t.seqs.remove(seq).map_err(io)?;
+        for &key in &dead {
+            t.messages.remove((id, key)).map_err(io)?;
         }
-        *budget -= seqs.len();
+        *budget -= dead.len();
         Ok(*budget > 0)
     }
 
@@ -675,9 +756,11 @@ impl Writer {
                 if budget > 0 && self.expire_keys && self.expire(&mut t, now, &mut budget)? {
                     self.expire_keys = false;
                 }
-                self.write_dirty(&mut t)?;
+                let changed: BTreeSet<u32> = self.dirty.union(&self.stale).copied().collect();
+                self.write_dirty(&mut t, false)?;
+                self.publish_directory(&changed);
+                self.dirty.clear();
             }
-            self.publish_directory();
             txn.commit().map_err(io)
         });
         match result {
@@ -706,29 +789,37 @@ impl Writer {
         }
     }
 
-    fn write_dirty(&mut self, t: &mut Tables<'_>) -> Result<(), StoreError> {
+    fn write_dirty(&mut self, t: &mut Tables<'_>, all: bool) -> Result<(), StoreError> {
+        if all || self.stats_written.elapsed() >= Duration::from_secs(1) {
+            self.dirty.append(&mut self.stale);
+            self.stats_written = Instant::now();
+        }
         for id in &self.dirty {
             if let Some(rec) = self.state.topics.get(id) {
                 t.topics.insert(*id, &rec.encode()[..]).map_err(io)?;
             }
         }
-        t.meta
-            .insert("next_topic_id", &self.state.next_topic_id.to_le_bytes()[..])
-            .map_err(io)?;
+        if self.state.next_topic_id != self.stored_next_topic_id {
+            t.meta
+                .insert("next_topic_id", &self.state.next_topic_id.to_le_bytes()[..])
+                .map_err(io)?;
+            self.stored_next_topic_id = self.state.next_topic_id;
+        }
         Ok(())
     }
 
     /// Shows changed topics to readers. Runs before commit: a reader whose snapshot holds
-    /// a message can always resolve its topic, and never misses a removal.
-    fn publish_directory(&mut self) {
-        if self.dirty.is_empty() {
+    /// a message can always resolve its topic, knows its newest position, and never
+    /// misses a removal.
+    fn publish_directory(&mut self, changed: &BTreeSet<u32>) {
+        if changed.is_empty() {
             return;
         }
         let mut dir = self.shared.dir.write().unwrap_or_else(|e| e.into_inner());
-        for id in std::mem::take(&mut self.dirty) {
-            if let Some(rec) = self.state.topics.get(&id) {
-                dir.by_name.entry(rec.name.clone()).or_insert(id);
-                dir.topics.insert(id, rec.clone());
+        for id in changed {
+            if let Some(rec) = self.state.topics.get(id) {
+                dir.by_name.entry(rec.name.clone()).or_insert(*id);
+                dir.topics.insert(*id, rec.clone());
             }
         }
     }

@@ -146,3 +146,36 @@ async fn a_second_open_of_the_same_files_is_refused() {
     assert!(err.to_string().contains("in use"), "{err}");
     s.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn statistics_written_lazily_are_repaired_after_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(1_000_000);
+    let s = open(dir.path(), clock.clone());
+    s.append((0..10).map(|i| text("st", &i.to_string())).collect())
+        .await
+        .expect("append");
+    for i in 10..15 {
+        s.append(vec![text("st", &format!("{i:>3}"))])
+            .await
+            .expect("append");
+    }
+    s.append(vec![text("other", "x")]).await.expect("append");
+    let before = s.topic(&topic("st")).expect("topic").expect("exists");
+    assert_eq!(
+        (before.count, before.last, before.bytes),
+        (15, Some(15), 10 + 15)
+    );
+    // No close: the statistics of the last appends were never written.
+    drop(s);
+    let s = open(dir.path(), clock);
+    let after = s.topic(&topic("st")).expect("topic").expect("exists");
+    assert_eq!(after, before);
+    assert_eq!(s.tail(), 16);
+    let other = s.topic(&topic("other")).expect("topic").expect("exists");
+    assert_eq!(
+        (other.count, other.first, other.last),
+        (1, Some(16), Some(16))
+    );
+    s.close().await.expect("close");
+}

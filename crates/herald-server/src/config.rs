@@ -1,0 +1,317 @@
+//! Server configuration: defaults, then a TOML file, then `HERALD_SECTION__KEY`
+//! environment variables; the binary applies command-line flags last.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything `herald serve` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the embedded log.
+    pub data_dir: PathBuf,
+    /// Keep the log in memory only (nothing survives a restart).
+    pub memory: bool,
+    /// Storage settings.
+    pub storage: StorageConfig,
+    /// Size limits.
+    pub limits: LimitsConfig,
+    /// Long-poll settings.
+    pub long_poll: LongPollConfig,
+    /// Default retention of topics without their own.
+    pub retention: RetentionConfig,
+    /// Shutdown settings.
+    pub shutdown: ShutdownConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./herald-data"),
+            memory: false,
+            storage: StorageConfig::default(),
+            limits: LimitsConfig::default(),
+            long_poll: LongPollConfig::default(),
+            retention: RetentionConfig::default(),
+            shutdown: ShutdownConfig::default(),
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `"always"`: answer publishes after fsync (default). `"never"`: lossy, fsync about
+    /// once a second.
+    pub sync: Sync,
+    /// Page cache of the embedded store, in MiB.
+    pub cache_mb: usize,
+    /// How long an `Idempotency-Key` is remembered (`"2m"`).
+    #[serde(with = "humantime_serde_str")]
+    pub dedup_window: Duration,
+    /// Most messages committed in one transaction.
+    pub max_batch_messages: usize,
+    /// How long the writer waits for more publishes once several arrive together
+    /// (`"0s"` = only what is already queued).
+    #[serde(with = "humantime_serde_str")]
+    pub commit_window: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            sync: Sync::Always,
+            cache_mb: 64,
+            dedup_window: Duration::from_secs(120),
+            max_batch_messages: 8192,
+            commit_window: Duration::ZERO,
+        }
+    }
+}
+
+/// Durability of acknowledged publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sync {
+    /// fsync before answering (default).
+    Always,
+    /// Lossy: fsync about once a second.
+    Never,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest message payload, in bytes.
+    pub max_payload_bytes: usize,
+    /// Largest request body of a batch publish, in bytes.
+    pub max_body_bytes: usize,
+    /// Most messages in one batch publish.
+    pub max_batch_items: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_payload_bytes: 1024 * 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_batch_items: 1000,
+        }
+    }
+}
+
+/// `[long_poll]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LongPollConfig {
+    /// Longest `wait` a read may ask for.
+    pub max_wait_seconds: u64,
+}
+
+impl Default for LongPollConfig {
+    fn default() -> Self {
+        LongPollConfig {
+            max_wait_seconds: 60,
+        }
+    }
+}
+
+/// `[retention]`: defaults for topics without their own retention.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Keep at most this many messages per topic (0 = unlimited).
+    pub max_messages: u64,
+    /// Keep at most this many payload bytes per topic (0 = unlimited).
+    pub max_bytes: u64,
+    /// Keep messages at most this long (`"7d"`; `"0s"` = forever).
+    #[serde(with = "humantime_serde_str")]
+    pub max_age: Duration,
+}
+
+/// `[shutdown]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long open requests may take to finish after a shutdown signal.
+    pub grace_seconds: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { grace_seconds: 10 }
+    }
+}
+
+/// Durations as humantime strings (`"2m"`, `"500ms"`).
+mod humantime_serde_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `HERALD_*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        let known = known_keys();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("HERALD_") else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if !known.iter().any(|k| k == &path[0]) {
+                // Not a config key (e.g. HERALD_SERVER for the client commands).
+                continue;
+            }
+            set_path(&mut tree, &path, parse_env_value(&value))
+                .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))?;
+        }
+        let config: Config = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.limits.max_payload_bytes == 0 {
+            return bad("limits.max_payload_bytes must be positive");
+        }
+        if self.limits.max_body_bytes < self.limits.max_payload_bytes {
+            return bad("limits.max_body_bytes must be at least limits.max_payload_bytes");
+        }
+        if self.limits.max_batch_items == 0 {
+            return bad("limits.max_batch_items must be positive");
+        }
+        if self.storage.max_batch_messages == 0 {
+            return bad("storage.max_batch_messages must be positive");
+        }
+        Ok(())
+    }
+}
+
+fn known_keys() -> Vec<String> {
+    match toml::Value::try_from(Config::default()) {
+        Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Env values are TOML values when they parse as one (`2048`, `true`, `["5s"]`), strings
+/// otherwise.
+fn parse_env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn set_path(tree: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut cur = tree;
+    for p in parents {
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("{p} is not a section"))?;
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_file_then_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("herald.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[limits]\nmax_payload_bytes = 100\n[long_poll]\nmax_wait_seconds = 5\n",
+        )
+        .expect("write");
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("HERALD_LIMITS__MAX_PAYLOAD_BYTES", "2048"),
+                ("HERALD_DATA_DIR", "/tmp/x"),
+                ("HERALD_STORAGE__DEDUP_WINDOW", "5m"),
+                ("HERALD_SERVER", "http://ignored"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.limits.max_payload_bytes, 2048);
+        assert_eq!(c.long_poll.max_wait_seconds, 5);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.storage.dedup_window, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn rejects_unknown_and_invalid_keys() {
+        let e = Config::load(None, env(&[("HERALD_LIMITS__MAX_PAYLAOD_BYTES", "1")]));
+        assert!(e.is_err());
+        let e = Config::load(None, env(&[("HERALD_STORAGE__SYNC", "sometimes")]));
+        assert!(e.is_err());
+        let e = Config::load(None, env(&[("HERALD_LIMITS__MAX_PAYLOAD_BYTES", "0")]));
+        assert!(e.is_err());
+        assert!(Config::load(None, env(&[])).is_ok());
+    }
+}

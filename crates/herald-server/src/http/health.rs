@@ -1,0 +1,27 @@
+//! Liveness and readiness.
+
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the server accepts work (503 while shutting down).
+pub async fn readyz(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
+    if st.hub.is_shutting_down() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "shutting_down"})),
+        )
+    } else {
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "latest": st.hub.latest().to_string()})),
+        )
+    }
+}

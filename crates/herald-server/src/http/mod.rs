@@ -1,0 +1,74 @@
+//! The HTTP doors. Each handler decodes its request, calls one hub method, and encodes
+//! the answer; rules live in the core.
+
+mod error;
+mod health;
+mod publish;
+mod query;
+mod read;
+mod topics;
+
+pub use error::{ApiError, status};
+
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::routing::get;
+use herald_core::Principal;
+use herald_proto::ErrorCode;
+
+/// The caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl std::ops::Deref for Caller {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+        Ok(Caller(Principal::anonymous()))
+    }
+}
+
+/// Every HTTP route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/v1/topics", get(topics::list))
+        .route(
+            "/v1/topics/{topic}",
+            get(topics::stats)
+                .put(topics::configure)
+                .delete(topics::delete),
+        )
+        .route(
+            "/v1/topics/{topic}/messages",
+            get(read::read_topic).post(publish::publish),
+        )
+        .route(
+            "/v1/messages",
+            get(read::read_patterns).post(publish::publish_batch),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route; see GET /openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    )
+}

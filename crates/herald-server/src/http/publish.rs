@@ -1,0 +1,232 @@
+//! `POST /v1/topics/{topic}/messages` and `POST /v1/messages`.
+
+use super::{ApiError, Caller, query::Query, topics::TopicPath};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bytes::Bytes;
+use herald_core::{HubError, Publish, Published, is_json_type};
+use herald_proto::{BatchItem, ErrorCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+/// Reads a request body of at most `limit` bytes; larger bodies are refused with 413.
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = |size: String| {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("body is {size} bytes; the limit is {limit}"),
+        )
+    };
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(too_large(len.to_string()));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(too_large("more than that".into()))
+        }
+        Err(e) => Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("cannot read body: {e}"),
+        )),
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("header {name} is not visible ASCII"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The JSON answer to a publish.
+pub(crate) fn published_json(p: &Published) -> herald_proto::Published {
+    herald_proto::Published {
+        id: p.id.to_string(),
+        topic: p.topic.to_string(),
+        time: herald_core::clock::rfc3339_ms(p.time_ms),
+    }
+}
+
+/// `{"id","topic","time"}`, written directly (this is the hottest answer herald gives).
+fn published_body(p: &Published) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96 + p.topic.as_str().len());
+    out.extend_from_slice(b"{\"id\":\"");
+    out.extend_from_slice(&p.id.encode());
+    out.extend_from_slice(b"\",\"topic\":\"");
+    // Topic names are [A-Za-z0-9_.-]: nothing to escape.
+    out.extend_from_slice(p.topic.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"time\":\"");
+    out.extend_from_slice(&herald_core::clock::rfc3339_ms_bytes(p.time_ms));
+    out.extend_from_slice(b"\"}");
+    out
+}
+
+/// Publishes the body as one message: 201, or 200 when the `Idempotency-Key` was seen.
+pub async fn publish(
+    State(st): State<AppState>,
+    caller: Caller,
+    TopicPath(topic): TopicPath,
+    q: Query,
+    req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    let data = read_body(headers, body, st.hub.options().max_payload_bytes).await?;
+    let event = match header_str(headers, "herald-event")? {
+        Some(e) => Some(e.to_owned()),
+        None => q.get("event").map(str::to_owned),
+    };
+    let msg = Publish {
+        topic: Some(topic),
+        event,
+        content_type: header_str(headers, "content-type")?.map(str::to_owned),
+        headers: Vec::new(),
+        data,
+        idempotency_key: header_str(headers, "idempotency-key")?.map(str::to_owned),
+    };
+    let p = st.hub.publish(&caller, msg).await?;
+    let status = if p.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let mut res = (status, published_body(&p)).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(res)
+}
+
+/// Converts one batch item into a publish.
+fn batch_item(item: BatchItem) -> Result<Publish, HubError> {
+    let topic = HubError::topic(&item.topic)?;
+    let as_string = |what: &str| {
+        serde_json::from_str::<String>(item.data.get())
+            .map_err(|_| HubError::InvalidBody(format!("data must be a JSON string {what}")))
+    };
+    let (content_type, data) = match item.encoding.as_deref() {
+        Some("base64") => {
+            let text = as_string("when encoding is base64")?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .map_err(|e| HubError::InvalidBody(format!("data is not valid base64: {e}")))?;
+            let ct = item
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".into());
+            (ct, Bytes::from(bytes))
+        }
+        Some(other) => {
+            return Err(HubError::InvalidBody(format!(
+                "unknown encoding {other:?}; only \"base64\" is supported"
+            )));
+        }
+        None => match item.content_type {
+            None => (
+                "application/json".to_owned(),
+                Bytes::copy_from_slice(item.data.get().as_bytes()),
+            ),
+            Some(ct) if is_json_type(&ct) => {
+                (ct, Bytes::copy_from_slice(item.data.get().as_bytes()))
+            }
+            Some(ct) => {
+                let text = as_string("for a non-JSON content type")?;
+                (ct, Bytes::from(text))
+            }
+        },
+    };
+    Ok(Publish {
+        topic: Some(topic),
+        event: item.event,
+        content_type: Some(content_type),
+        headers: Vec::new(),
+        data,
+        idempotency_key: item.idempotency_key,
+    })
+}
+
+fn parse_item(raw: &str) -> Result<Publish, HubError> {
+    let item: BatchItem = serde_json::from_str(raw)
+        .map_err(|e| HubError::InvalidBody(format!("invalid item: {e}")))?;
+    batch_item(item)
+}
+
+/// Publishes a JSON array or NDJSON of items in one commit; answers one result per item.
+pub async fn publish_batch(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let ct = header_str(&headers, "content-type")?.unwrap_or("");
+    let base = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let ndjson = match base.as_str() {
+        "application/json" => false,
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => true,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!(
+                    "batch publish takes application/json (an array) or application/x-ndjson; got {:?}",
+                    ct
+                ),
+            ));
+        }
+    };
+    let body = read_body(&headers, body, st.config.limits.max_body_bytes).await?;
+    let items: Vec<Result<Publish, HubError>> = if ndjson {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::new(ErrorCode::InvalidBody, "NDJSON body is not UTF-8"))?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(parse_item)
+            .collect()
+    } else {
+        let raw: Vec<&serde_json::value::RawValue> =
+            serde_json::from_slice(&body).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidBody,
+                    format!("body must be a JSON array of items: {e}"),
+                )
+            })?;
+        raw.into_iter().map(|r| parse_item(r.get())).collect()
+    };
+    if items.is_empty() {
+        return Err(ApiError::new(ErrorCode::InvalidBody, "the batch is empty"));
+    }
+    let results = st.hub.publish_batch(&caller, items).await?;
+    let out: Vec<serde_json::Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(p) => serde_json::to_value(published_json(&p)),
+            Err(e) => serde_json::to_value(ApiError::from(e).problem()),
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    Ok((StatusCode::OK, axum::Json(out)).into_response())
+}

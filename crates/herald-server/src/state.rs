@@ -1,0 +1,14 @@
+//! What every handler can reach.
+
+use crate::config::Config;
+use herald_core::Hub;
+use std::sync::Arc;
+
+/// Shared handler state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The core.
+    pub hub: Hub,
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+}

@@ -1,0 +1,282 @@
+//! The `herald` binary as users run it: a real server process, killed with SIGKILL.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn herald() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_herald"))
+}
+
+/// Starts `herald serve` and returns it with its URL (from its one startup line).
+fn serve(data_dir: &std::path::Path) -> (Proc, String) {
+    let mut child = herald()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("HERALD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn herald serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("startup line");
+    let url = line
+        .strip_prefix("herald listening on ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected startup line {line:?}"))
+        .to_owned();
+    (Proc(child), url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_publish_survives_sigkill_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut server, url) = serve(dir.path());
+    let http = herald_testkit::http_client();
+    // Concurrent publishers; every 201 is an acknowledgement that must survive.
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let http = http.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0.. {
+                let res = http
+                    .post(format!("{url}/v1/topics/crash.w{w}/messages"))
+                    .header("content-type", "application/json")
+                    .body(format!("{{\"w\":{w},\"i\":{i}}}"))
+                    .send()
+                    .await;
+                match res {
+                    Ok(r) if r.status() == 201 => {
+                        let v: serde_json::Value = match r.json().await {
+                            Ok(v) => v,
+                            Err(_) => break,
+                        };
+                        acked.push(v["id"].as_str().expect("id").to_owned());
+                    }
+                    _ => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.0.kill().expect("SIGKILL");
+    let _ = server.0.wait();
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.expect("publisher"));
+    }
+    assert!(
+        acked.len() > 50,
+        "only {} publishes were acknowledged",
+        acked.len()
+    );
+
+    let (_second, url) = serve(dir.path());
+    let mut stored = Vec::new();
+    let mut after = "earliest".to_owned();
+    loop {
+        let page: serde_json::Value = http
+            .get(format!(
+                "{url}/v1/messages?topic=crash.*&after={after}&limit=1000"
+            ))
+            .send()
+            .await
+            .expect("read")
+            .json()
+            .await
+            .expect("json");
+        let msgs = page["messages"].as_array().expect("messages").clone();
+        if msgs.is_empty() {
+            break;
+        }
+        stored.extend(
+            msgs.iter()
+                .map(|m| m["id"].as_str().expect("id").to_owned()),
+        );
+        after = page["next"].as_str().expect("next").to_owned();
+    }
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "no message is stored twice");
+    for id in &acked {
+        assert!(
+            stored.binary_search(id).is_ok() || stored.contains(id),
+            "acknowledged {id} was lost"
+        );
+    }
+}
+
+#[test]
+fn publish_read_and_poll_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, url) = serve(dir.path());
+    let out = herald()
+        .args([
+            "publish",
+            "cli.t",
+            "{\"n\":1}",
+            "--event",
+            "made",
+            "--key",
+            "k1",
+            "--server",
+            &url,
+        ])
+        .output()
+        .expect("publish");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let published: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut child = herald()
+        .args(["publish", "cli.t", "--server", &url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("publish from stdin");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"plain text")
+        .expect("write");
+    assert!(child.wait_with_output().expect("wait").status.success());
+
+    let out = herald()
+        .args(["read", "cli.*", "--server", &url])
+        .output()
+        .expect("read");
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("ndjson"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], published["id"]);
+    assert_eq!(lines[0]["event"], "made");
+    assert_eq!(lines[0]["data"]["n"], 1);
+    assert_eq!(lines[1]["data"], "plain text");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(lines[1]["id"].as_str().expect("id")));
+
+    let out = herald()
+        .args(["read", "cli.t", "--after", "bogus", "--server", &url])
+        .output()
+        .expect("read");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_cursor"));
+
+    // subscribe --via poll prints NDJSON from the cursor on.
+    let mut sub = Proc(
+        herald()
+            .args([
+                "subscribe",
+                "cli.*",
+                "--via",
+                "poll",
+                "--interval",
+                "0.05",
+                "--after",
+                "earliest",
+                "--server",
+                &url,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("subscribe"),
+    );
+    let mut reader = BufReader::new(sub.0.stdout.take().expect("stdout"));
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("line");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        got.push(v["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(got[0], published["id"].as_str().expect("id"));
+}
+
+#[test]
+fn serve_refuses_bad_configuration_clearly() {
+    let out = herald()
+        .args(["serve", "--memory", "--listen", "127.0.0.1:0"])
+        .env("HERALD_LIMITS__MAX_PAYLOAD_BYTES", "0")
+        .output()
+        .expect("serve");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_payload_bytes"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_long_polls_and_exits_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut server, url) = serve(dir.path());
+    let http = herald_testkit::http_client();
+    let first: serde_json::Value = http
+        .post(format!("{url}/v1/topics/term/messages"))
+        .body("1")
+        .send()
+        .await
+        .expect("publish")
+        .json()
+        .await
+        .expect("json");
+    let after = first["id"].as_str().expect("id").to_owned();
+    let poll = tokio::spawn({
+        let http = http.clone();
+        let url = format!("{url}/v1/topics/term/messages?after={after}&wait=30");
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .expect("poll")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let answer = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .expect("the parked long poll is answered")
+        .expect("join");
+    assert_eq!(answer["messages"], serde_json::json!([]));
+    assert_eq!(answer["next"], after.as_str());
+    let exit = tokio::task::spawn_blocking(move || server.0.wait().expect("wait"))
+        .await
+        .expect("join");
+    assert_eq!(exit.code(), Some(0), "graceful shutdown exits 0");
+    let (_again, url) = serve(dir.path());
+    let page: serde_json::Value = http
+        .get(format!("{url}/v1/topics/term/messages"))
+        .send()
+        .await
+        .expect("read")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["messages"][0]["id"], after.as_str());
+}
