@@ -15,6 +15,8 @@ pub(crate) trait Listener: Send + Sync {
     fn offer(&self, msg: &Arc<Message>) -> bool;
     /// Wakes whoever waits on this listener; called once per batch that touched it.
     fn wake(&self);
+    /// The hub is shutting down: wake and end.
+    fn close(&self);
 }
 
 type Listeners = HashMap<u64, Arc<dyn Listener>>;
@@ -42,6 +44,7 @@ impl std::fmt::Debug for Fanout {
 }
 
 /// Keeps a listener registered; unregisters on drop.
+#[derive(Debug)]
 pub(crate) struct Registration {
     fanout: Weak<Fanout>,
     id: u64,
@@ -109,6 +112,14 @@ impl Fanout {
                     }
                 }
             }
+        }
+    }
+
+    /// Closes every listener (shutdown).
+    pub(crate) fn close_all(&self) {
+        let reg = self.read();
+        for l in reg.exact.values().chain(reg.wild.values()).flat_map(|m| m.values()) {
+            l.close();
         }
     }
 
@@ -187,6 +198,10 @@ impl Listener for Waiter {
     fn wake(&self) {
         // notify_one stores a permit if nobody is waiting yet, so a commit between
         // registration and the first poll is not lost.
+        self.notify.notify_one();
+    }
+
+    fn close(&self) {
         self.notify.notify_one();
     }
 }

@@ -7,6 +7,7 @@ use crate::fanout::{Fanout, Waiter};
 use crate::message::{Message, is_json_type};
 use crate::principal::Principal;
 use crate::store::{Append, Appended, LogStore, Retention, StoreContext, StoreError, TopicInfo};
+use crate::subscription::{Subscription, SubscriptionOptions};
 use crate::topic::{Filter, TopicName};
 use bytes::Bytes;
 use herald_proto::ResetReason;
@@ -36,6 +37,8 @@ pub struct HubOptions {
     pub maintenance_interval: Duration,
     /// Wall-clock source.
     pub clock: Arc<dyn Clock>,
+    /// Live subscription settings.
+    pub subscriptions: SubscriptionOptions,
 }
 
 impl Default for HubOptions {
@@ -48,6 +51,7 @@ impl Default for HubOptions {
             default_retention: Retention::default(),
             maintenance_interval: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
+            subscriptions: SubscriptionOptions::default(),
         }
     }
 }
@@ -129,6 +133,15 @@ pub struct ReadResult {
     pub reset: Option<ResetInfo>,
 }
 
+/// Where a reader begins.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Resolved {
+    /// After this position; `check`: removed messages after it must be signalled.
+    At { after: u64, check: bool },
+    /// The cursor is unknown.
+    Reset(ResetReason),
+}
+
 /// A topic's statistics.
 #[derive(Debug, Clone)]
 pub struct TopicStats {
@@ -157,13 +170,10 @@ struct Inner {
 impl Hub {
     /// Opens a hub over the store that `open` builds from the given context. Must be
     /// called inside a Tokio runtime (it starts the background maintenance task).
-    pub fn open<S, E>(
+    pub fn open<E>(
         opts: HubOptions,
-        open: impl FnOnce(StoreContext) -> Result<S, E>,
-    ) -> Result<Hub, E>
-    where
-        S: LogStore,
-    {
+        open: impl FnOnce(StoreContext) -> Result<Arc<dyn LogStore>, E>,
+    ) -> Result<Hub, E> {
         let fanout = Arc::new(Fanout::default());
         let ctx = StoreContext {
             sink: fanout.clone(),
@@ -171,7 +181,7 @@ impl Hub {
             dedup_window: opts.dedup_window,
             default_retention: opts.default_retention,
         };
-        let store: Arc<dyn LogStore> = Arc::new(open(ctx)?);
+        let store = open(ctx)?;
         let hub = Hub {
             inner: Arc::new(Inner {
                 store,
@@ -231,9 +241,39 @@ impl Hub {
         self.inner.shutdown.clone()
     }
 
-    /// Begins shutdown: parked long polls are answered at once, new work is refused.
+    /// Begins shutdown: parked long polls are answered at once, live subscriptions end
+    /// with their cursor, new work is refused.
     pub fn begin_shutdown(&self) {
         self.inner.shutdown.cancel();
+        self.inner.fanout.close_all();
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn LogStore> {
+        &self.inner.store
+    }
+
+    /// Follows `filter` from `start`: catch-up from storage, then live. See
+    /// [`Subscription`].
+    pub fn subscribe(&self, who: &Principal, filter: Filter, start: Start) -> Result<Subscription, HubError> {
+        if self.is_shutting_down() {
+            return Err(HubError::ShuttingDown);
+        }
+        self.check_subscribe(who, &filter)?;
+        let opts = self.inner.opts.subscriptions.clone();
+        let queue = Subscription::queue(opts.buffer);
+        let registration = self.inner.fanout.register(&filter, queue.clone());
+        if self.is_shutting_down() {
+            crate::fanout::Listener::close(&*queue);
+        }
+        Subscription::start(self.clone(), filter, start, queue, registration, opts)
+    }
+
+    fn check_subscribe(&self, who: &Principal, filter: &Filter) -> Result<(), HubError> {
+        if who.may_subscribe(filter) {
+            return Ok(());
+        }
+        let pats: Vec<&str> = filter.patterns().iter().map(|p| p.as_str()).collect();
+        Err(HubError::Forbidden(format!("may not read {}", pats.join(", "))))
     }
 
     /// Commits what is pending and closes the store.
@@ -421,17 +461,7 @@ impl Hub {
     /// poll). An unknown cursor yields a `reset` and reading continues from the oldest
     /// retained message.
     pub async fn read(&self, who: &Principal, req: Read) -> Result<ReadResult, HubError> {
-        if !who.may_subscribe(&req.filter) {
-            return Err(HubError::Forbidden(format!(
-                "may not read {}",
-                req.filter
-                    .patterns()
-                    .iter()
-                    .map(|p| p.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+        self.check_subscribe(who, &req.filter)?;
         if req.limit == 0 || req.limit > MAX_READ_LIMIT {
             return Err(HubError::InvalidLimit {
                 got: req.limit.to_string(),
@@ -446,16 +476,9 @@ impl Hub {
         }
         let store = &self.inner.store;
         let epoch = store.epoch();
-        let tail = store.tail();
-        // `concrete`: the start is a position whose `next` stays put while nothing arrives.
-        // `check`: the start came from the client, so removed messages after it mean a reset.
-        let (after, concrete, check) = match req.start {
-            Start::Earliest => (0, false, false),
-            Start::Latest => (tail, true, false),
-            Start::After(c) if c.epoch != epoch || c.seq > tail => {
-                return self.reset(&req, ResetReason::Epoch);
-            }
-            Start::After(c) => (c.seq, true, true),
+        let (after, check) = match self.resolve(&req.filter, req.start)? {
+            Resolved::At { after, check } => (after, check),
+            Resolved::Reset(reason) => return self.reset(&req, reason),
         };
         let waiter = (!req.wait.is_zero()).then(|| {
             let w = Arc::new(Waiter::default());
@@ -475,10 +498,9 @@ impl Hub {
                     reset: None,
                 });
             }
-            let next = Cursor::new(epoch, if concrete { after } else { batch.tail });
             let empty = ReadResult {
                 messages: Vec::new(),
-                next,
+                next: Cursor::new(epoch, after),
                 reset: None,
             };
             let Some((w, _reg)) = &waiter else {
@@ -492,21 +514,54 @@ impl Hub {
         }
     }
 
-    /// Answers an unknown cursor: the reset signal, then what the oldest retained
-    /// position offers.
+    /// Where a reader of `filter` begins. `earliest` is the filter's highest trim mark:
+    /// from there on nothing matching has been removed.
+    pub(crate) fn resolve(&self, filter: &Filter, start: Start) -> Result<Resolved, HubError> {
+        let store = &self.inner.store;
+        let tail = store.tail();
+        Ok(match start {
+            Start::Earliest => Resolved::At {
+                after: store.trimmed(filter)?,
+                check: false,
+            },
+            Start::Latest => Resolved::At {
+                after: tail,
+                check: false,
+            },
+            Start::After(c) if c.epoch != store.epoch() || c.seq > tail => {
+                Resolved::Reset(ResetReason::Epoch)
+            }
+            Start::After(c) => Resolved::At {
+                after: c.seq,
+                check: true,
+            },
+        })
+    }
+
+    /// The reset signal for `filter`, and the position reading continues from (its
+    /// `earliest`).
+    pub(crate) fn reset_info(&self, filter: &Filter, reason: ResetReason) -> Result<(ResetInfo, u64), HubError> {
+        let store = &self.inner.store;
+        let epoch = store.epoch();
+        let floor = store.trimmed(filter)?;
+        let info = ResetInfo {
+            reason,
+            earliest: Cursor::new(epoch, floor),
+            latest: Cursor::new(epoch, store.tail().max(floor)),
+        };
+        Ok((info, floor))
+    }
+
+    /// Answers an unknown cursor: the reset signal, then the first page from the filter's
+    /// `earliest` position.
     fn reset(&self, req: &Read, reason: ResetReason) -> Result<ReadResult, HubError> {
-        let epoch = self.epoch();
-        let batch = self.inner.store.read(&req.filter, 0, req.limit)?;
-        let earliest = batch.messages.first().map_or(batch.tail, |m| m.id.seq - 1);
-        let next = batch.messages.last().map_or(batch.tail, |m| m.id.seq);
+        let (info, floor) = self.reset_info(&req.filter, reason)?;
+        let batch = self.inner.store.read(&req.filter, floor, req.limit)?;
+        let next = batch.messages.last().map_or(floor, |m| m.id.seq);
         Ok(ReadResult {
             messages: batch.messages,
-            next: Cursor::new(epoch, next),
-            reset: Some(ResetInfo {
-                reason,
-                earliest: Cursor::new(epoch, earliest),
-                latest: Cursor::new(epoch, batch.tail),
-            }),
+            next: Cursor::new(info.earliest.epoch, next),
+            reset: Some(info),
         })
     }
 

@@ -12,6 +12,7 @@ mod memory;
 mod message;
 mod principal;
 mod store;
+mod subscription;
 mod topic;
 
 pub use cursor::{Cursor, CursorError, Epoch, Start};
@@ -28,4 +29,5 @@ pub use store::{
     Append, Appended, CommitSink, LogStore, ReadBatch, Retention, StoreContext, StoreError,
     TopicInfo,
 };
+pub use subscription::{CloseReason, SubEvent, Subscription, SubscriptionOptions};
 pub use topic::{Filter, FilterError, NameError, Pattern, TopicName};

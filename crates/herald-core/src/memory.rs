@@ -152,6 +152,24 @@ impl MemoryStore {
         }
     }
 
+    fn trimmed_in(inner: &Inner, filter: &Filter) -> u64 {
+        match filter.exact_topics() {
+            Some(names) => names
+                .iter()
+                .filter_map(|n| TopicName::parse(n).ok())
+                .filter_map(|n| inner.topics.get(&n).map(|t| t.trimmed))
+                .max()
+                .unwrap_or(0),
+            None => inner
+                .topics
+                .iter()
+                .filter(|(name, _)| filter.matches(name.as_str()))
+                .map(|(_, t)| t.trimmed)
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
     fn info(name: &TopicName, t: &TopicState) -> TopicInfo {
         TopicInfo {
             name: name.clone(),
@@ -189,16 +207,14 @@ impl LogStore for MemoryStore {
         async move { result }.boxed()
     }
 
+    fn trimmed(&self, filter: &Filter) -> Result<u64, StoreError> {
+        Ok(Self::trimmed_in(&self.lock(), filter))
+    }
+
     fn read(&self, filter: &Filter, after: u64, limit: usize) -> Result<ReadBatch, StoreError> {
         let inner = self.lock();
         let tail = self.tail.load(Ordering::Acquire);
-        let trimmed = inner
-            .topics
-            .iter()
-            .filter(|(name, _)| filter.matches(name.as_str()))
-            .map(|(_, t)| t.trimmed)
-            .max()
-            .unwrap_or(0);
+        let trimmed = Self::trimmed_in(&inner, filter);
         let mut messages = Vec::new();
         match filter.exact_topics() {
             Some(names) => {

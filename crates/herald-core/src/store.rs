@@ -140,6 +140,9 @@ pub trait LogStore: Send + Sync + std::fmt::Debug + 'static {
     fn append(&self, items: Vec<Append>) -> BoxFuture<'static, Result<Vec<Appended>, StoreError>>;
     /// Reads up to `limit` matching messages with positions greater than `after`.
     fn read(&self, filter: &Filter, after: u64, limit: usize) -> Result<ReadBatch, StoreError>;
+    /// The highest position removed from any topic matching `filter` (0 if none): the
+    /// filter's `earliest` position, from which nothing matching is missing.
+    fn trimmed(&self, filter: &Filter) -> Result<u64, StoreError>;
     /// Every live topic, sorted by name.
     fn topics(&self) -> Result<Vec<TopicInfo>, StoreError>;
     /// One live topic.

@@ -11,7 +11,7 @@ pub use config::Config;
 pub use state::AppState;
 
 use herald_core::clock::{Clock, SystemClock};
-use herald_core::{Hub, HubOptions, MemoryStore, Retention};
+use herald_core::{Hub, HubOptions, LogStore, MemoryStore, Retention};
 use herald_store::{RedbOptions, RedbStore, SyncMode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -137,7 +137,9 @@ fn open_hub(config: &Config, clock: Arc<dyn Clock>) -> Result<Hub, StartError> {
         ..HubOptions::default()
     };
     if config.memory {
-        return Hub::open(opts, |ctx| Ok::<_, StartError>(MemoryStore::new(ctx)));
+        return Hub::open(opts, |ctx| {
+            Ok::<_, StartError>(Arc::new(MemoryStore::new(ctx)) as Arc<dyn LogStore>)
+        });
     }
     let store_opts = RedbOptions {
         sync: match config.storage.sync {
@@ -151,6 +153,6 @@ fn open_hub(config: &Config, clock: Arc<dyn Clock>) -> Result<Hub, StartError> {
     };
     let dir = config.data_dir.clone();
     Ok(Hub::open(opts, move |ctx| {
-        RedbStore::open(&dir, store_opts, ctx)
+        RedbStore::open(&dir, store_opts, ctx).map(|s| Arc::new(s) as Arc<dyn LogStore>)
     })?)
 }

@@ -198,6 +198,26 @@ impl LogStore for RedbStore {
         read::read(&self.shared, filter, after, limit)
     }
 
+    fn trimmed(&self, filter: &Filter) -> Result<u64, StoreError> {
+        let dir = self.shared.dir();
+        let mark = |id: &u32| dir.topics.get(id).map(|r| r.trimmed);
+        Ok(match filter.exact_topics() {
+            Some(names) => names
+                .iter()
+                .filter_map(|n| TopicName::parse(n).ok())
+                .filter_map(|n| dir.by_name.get(&n).and_then(mark))
+                .max()
+                .unwrap_or(0),
+            None => dir
+                .topics
+                .values()
+                .filter(|r| filter.matches(r.name.as_str()))
+                .map(|r| r.trimmed)
+                .max()
+                .unwrap_or(0),
+        })
+    }
+
     fn topics(&self) -> Result<Vec<TopicInfo>, StoreError> {
         let dir = self.shared.dir();
         let mut out: Vec<TopicInfo> = dir

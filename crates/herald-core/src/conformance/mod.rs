@@ -8,6 +8,10 @@
 //! # }
 //! ```
 
+mod subscribe;
+
+pub use subscribe::run_subscriptions;
+
 use crate::clock::ManualClock;
 use crate::message::Message;
 use crate::store::{Append, Appended, CommitSink, LogStore, Retention, StoreContext};
