@@ -105,6 +105,8 @@ impl ReadOptions {
     }
 }
 
+/// Passes successful answers through; turns error answers into an [`Error`] with the
+/// server's problem document.
 pub(crate) async fn check(res: reqwest::Response) -> Result<reqwest::Response, Error> {
     let status = res.status();
     if status.is_success() {

@@ -17,6 +17,10 @@ pub(crate) trait Listener: Send + Sync {
     fn wake(&self);
     /// The hub is shutting down: wake and end.
     fn close(&self);
+    /// Messages and payload bytes held for delivery.
+    fn queued(&self) -> (usize, usize) {
+        (0, 0)
+    }
 }
 
 type Listeners = HashMap<u64, Arc<dyn Listener>>;
@@ -118,9 +122,35 @@ impl Fanout {
     /// Closes every listener (shutdown).
     pub(crate) fn close_all(&self) {
         let reg = self.read();
-        for l in reg.exact.values().chain(reg.wild.values()).flat_map(|m| m.values()) {
+        for l in reg
+            .exact
+            .values()
+            .chain(reg.wild.values())
+            .flat_map(|m| m.values())
+        {
             l.close();
         }
+    }
+
+    /// Listeners, and messages and payload bytes they hold for delivery.
+    pub(crate) fn totals(&self) -> (usize, usize, usize) {
+        let reg = self.read();
+        let mut seen = std::collections::HashSet::new();
+        let (mut n, mut msgs, mut bytes) = (0, 0, 0);
+        for (id, l) in reg
+            .exact
+            .values()
+            .chain(reg.wild.values())
+            .flat_map(|m| m.iter())
+        {
+            if seen.insert(*id) {
+                let (m, b) = l.queued();
+                n += 1;
+                msgs += m;
+                bytes += b;
+            }
+        }
+        (n, msgs, bytes)
     }
 
     /// How many listeners would receive a message on `topic`.

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Event names herald's SSE door uses for its own signals; messages may not use them.
+pub const RESERVED_EVENTS: [&str; 4] = ["open", "reset", "error", "close"];
+
 /// Most messages one read returns.
 pub const MAX_READ_LIMIT: usize = 1000;
 /// Messages a read returns when no limit is given.
@@ -142,6 +145,17 @@ pub(crate) enum Resolved {
     Reset(ResetReason),
 }
 
+/// Live listeners and their buffered messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveStats {
+    /// Subscriptions and parked long polls.
+    pub listeners: usize,
+    /// Messages buffered for delivery across all subscriptions.
+    pub queued_messages: usize,
+    /// Payload bytes of those messages.
+    pub queued_bytes: usize,
+}
+
 /// A topic's statistics.
 #[derive(Debug, Clone)]
 pub struct TopicStats {
@@ -252,15 +266,30 @@ impl Hub {
         &self.inner.store
     }
 
+    /// Live listeners (subscriptions and parked long polls) and what they hold in memory.
+    pub fn live_stats(&self) -> LiveStats {
+        let (listeners, queued_messages, queued_bytes) = self.inner.fanout.totals();
+        LiveStats {
+            listeners,
+            queued_messages,
+            queued_bytes,
+        }
+    }
+
     /// Follows `filter` from `start`: catch-up from storage, then live. See
     /// [`Subscription`].
-    pub fn subscribe(&self, who: &Principal, filter: Filter, start: Start) -> Result<Subscription, HubError> {
+    pub fn subscribe(
+        &self,
+        who: &Principal,
+        filter: Filter,
+        start: Start,
+    ) -> Result<Subscription, HubError> {
         if self.is_shutting_down() {
             return Err(HubError::ShuttingDown);
         }
         self.check_subscribe(who, &filter)?;
         let opts = self.inner.opts.subscriptions.clone();
-        let queue = Subscription::queue(opts.buffer);
+        let queue = Subscription::queue(&opts);
         let registration = self.inner.fanout.register(&filter, queue.clone());
         if self.is_shutting_down() {
             crate::fanout::Listener::close(&*queue);
@@ -273,7 +302,10 @@ impl Hub {
             return Ok(());
         }
         let pats: Vec<&str> = filter.patterns().iter().map(|p| p.as_str()).collect();
-        Err(HubError::Forbidden(format!("may not read {}", pats.join(", "))))
+        Err(HubError::Forbidden(format!(
+            "may not read {}",
+            pats.join(", ")
+        )))
     }
 
     /// Commits what is pending and closes the store.
@@ -389,6 +421,12 @@ impl Hub {
                     .all(|b| b.is_ascii_alphanumeric() || b"_.:/-".contains(&b));
             if !ok {
                 return Err(HubError::InvalidEvent(event.chars().take(80).collect()));
+            }
+            if RESERVED_EVENTS.contains(&event.as_str()) {
+                return Err(HubError::InvalidEvent(format!(
+                    "{event} (reserved for herald's own SSE events: {})",
+                    RESERVED_EVENTS.join(", ")
+                )));
             }
         }
         if let Some(key) = &msg.idempotency_key
@@ -540,7 +578,11 @@ impl Hub {
 
     /// The reset signal for `filter`, and the position reading continues from (its
     /// `earliest`).
-    pub(crate) fn reset_info(&self, filter: &Filter, reason: ResetReason) -> Result<(ResetInfo, u64), HubError> {
+    pub(crate) fn reset_info(
+        &self,
+        filter: &Filter,
+        reason: ResetReason,
+    ) -> Result<(ResetInfo, u64), HubError> {
         let store = &self.inner.store;
         let epoch = store.epoch();
         let floor = store.trimmed(filter)?;

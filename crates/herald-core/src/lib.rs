@@ -10,6 +10,7 @@ mod fanout;
 mod hub;
 mod memory;
 mod message;
+mod payload;
 mod principal;
 mod store;
 mod subscription;
@@ -19,11 +20,12 @@ pub use cursor::{Cursor, CursorError, Epoch, Start};
 pub use error::HubError;
 pub use herald_proto::ResetReason;
 pub use hub::{
-    DEFAULT_READ_LIMIT, Hub, HubOptions, MAX_READ_LIMIT, Publish, Published, Read, ReadResult,
-    ResetInfo, TopicStats,
+    DEFAULT_READ_LIMIT, Hub, HubOptions, LiveStats, MAX_READ_LIMIT, Publish, Published, Read,
+    ReadResult, ResetInfo, TopicStats,
 };
 pub use memory::MemoryStore;
 pub use message::{DataKind, Message, data_kind, is_json_type, is_text_type};
+pub use payload::payload_from_json;
 pub use principal::Principal;
 pub use store::{
     Append, Appended, CommitSink, LogStore, ReadBatch, Retention, StoreContext, StoreError,

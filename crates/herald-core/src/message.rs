@@ -62,6 +62,7 @@ pub struct Message {
     /// The payload.
     pub data: Bytes,
     envelope: OnceLock<Bytes>,
+    envelope_msgpack: OnceLock<Bytes>,
 }
 
 impl Message {
@@ -84,6 +85,7 @@ impl Message {
             headers,
             data,
             envelope: OnceLock::new(),
+            envelope_msgpack: OnceLock::new(),
         }
     }
 
@@ -107,6 +109,32 @@ impl Message {
     pub fn envelope(&self) -> &Bytes {
         self.envelope
             .get_or_init(|| Bytes::from(self.render_envelope()))
+    }
+
+    /// The envelope as MessagePack (a map with the same keys and values), rendered at
+    /// most once.
+    pub fn envelope_msgpack(&self) -> &Bytes {
+        self.envelope_msgpack.get_or_init(|| {
+            serde_json::from_slice::<serde_json::Value>(self.envelope())
+                .ok()
+                .and_then(|v| rmp_serde::to_vec_named(&v).ok())
+                .map(Bytes::from)
+                .unwrap_or_default()
+        })
+    }
+
+    /// Appends the payload as it appears in the envelope's `data`, unquoted: compact JSON,
+    /// the text itself, or base64. JSON and base64 never contain a newline; text may.
+    pub fn write_data(&self, out: &mut Vec<u8>) {
+        match self.data_kind() {
+            DataKind::Json => compact_json(out, &self.data),
+            DataKind::Text => out.extend_from_slice(&self.data),
+            DataKind::Binary => out.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(&self.data)
+                    .as_bytes(),
+            ),
+        }
     }
 
     fn render_envelope(&self) -> Vec<u8> {

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 pub struct SubscriptionOptions {
     /// Messages buffered per subscription between fan-out and delivery.
     pub buffer: usize,
+    /// Payload bytes buffered per subscription (at least one message is always taken).
+    pub buffer_bytes: usize,
     /// Most messages one storage read during catch-up returns.
     pub catchup_batch: usize,
     /// Overflows within `overflow_window` after which a subscription is closed as a slow
@@ -41,6 +43,7 @@ impl Default for SubscriptionOptions {
     fn default() -> Self {
         SubscriptionOptions {
             buffer: 1024,
+            buffer_bytes: 1024 * 1024,
             catchup_batch: 256,
             max_overflows: 4,
             overflow_window: Duration::from_secs(60),
@@ -91,6 +94,8 @@ pub enum SubEvent {
 #[derive(Debug, Default)]
 struct QueueState {
     buf: VecDeque<Arc<Message>>,
+    /// Payload bytes in `buf`.
+    bytes: usize,
     overflowed: bool,
     closed: bool,
     waker: Option<Waker>,
@@ -101,6 +106,7 @@ struct QueueState {
 pub(crate) struct SubQueue {
     state: Mutex<QueueState>,
     cap: usize,
+    cap_bytes: usize,
 }
 
 impl SubQueue {
@@ -112,6 +118,12 @@ impl SubQueue {
     pub(crate) fn len(&self) -> usize {
         self.lock().buf.len()
     }
+
+    /// Takes everything buffered after `after`.
+    fn drain_after(s: &mut QueueState, after: u64) -> Vec<Arc<Message>> {
+        s.bytes = 0;
+        s.buf.drain(..).filter(|m| m.seq() > after).collect()
+    }
 }
 
 impl Listener for SubQueue {
@@ -120,14 +132,24 @@ impl Listener for SubQueue {
         if s.closed || s.overflowed {
             return false;
         }
-        if s.buf.len() >= self.cap {
+        let size = msg.data.len();
+        let full =
+            s.buf.len() >= self.cap || (!s.buf.is_empty() && s.bytes + size > self.cap_bytes);
+        if full {
             // Fall behind: free the buffer now; delivery resumes from storage.
             s.overflowed = true;
             s.buf = VecDeque::new();
+            s.bytes = 0;
         } else {
             s.buf.push_back(msg.clone());
+            s.bytes += size;
         }
         s.waker.is_some()
+    }
+
+    fn queued(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.buf.len(), s.bytes)
     }
 
     fn wake(&self) {
@@ -197,10 +219,11 @@ impl Subscription {
         Ok(sub)
     }
 
-    pub(crate) fn queue(cap: usize) -> Arc<SubQueue> {
+    pub(crate) fn queue(opts: &SubscriptionOptions) -> Arc<SubQueue> {
         Arc::new(SubQueue {
             state: Mutex::new(QueueState::default()),
-            cap,
+            cap: opts.buffer,
+            cap_bytes: opts.buffer_bytes,
         })
     }
 
@@ -276,6 +299,7 @@ impl Subscription {
         let mut q = self.queue.lock();
         if q.overflowed {
             q.overflowed = false;
+            q.bytes = 0;
             drop(q);
             if self.overflowed_too_often() {
                 return Some(self.close(CloseReason::SlowConsumer));
@@ -314,6 +338,7 @@ impl Stream for Subscription {
                     }
                     if q.overflowed {
                         q.overflowed = false;
+                        q.bytes = 0;
                         drop(q);
                         this.phase = Phase::Catchup;
                         if this.overflowed_too_often() {
@@ -321,9 +346,7 @@ impl Stream for Subscription {
                         }
                         continue;
                     }
-                    let after = this.after;
-                    let mut out = Vec::with_capacity(q.buf.len());
-                    out.extend(q.buf.drain(..).filter(|m| m.seq() > after));
+                    let out = SubQueue::drain_after(&mut q, this.after);
                     if let Some(last) = out.last() {
                         drop(q);
                         this.after = last.seq();

@@ -9,5 +9,8 @@ async fn memory_store_passes_conformance() {
 
 #[tokio::test]
 async fn memory_store_passes_subscription_scenarios() {
-    conformance::run_subscriptions(|ctx| Arc::new(MemoryStore::new(ctx)) as Arc<dyn herald_core::LogStore>).await;
+    conformance::run_subscriptions(|ctx| {
+        Arc::new(MemoryStore::new(ctx)) as Arc<dyn herald_core::LogStore>
+    })
+    .await;
 }

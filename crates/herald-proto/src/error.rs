@@ -29,6 +29,12 @@ pub enum ErrorCode {
     InvalidEvent,
     /// A query or header parameter is malformed.
     InvalidParameter,
+    /// A WebSocket frame could not be decoded.
+    InvalidFrame,
+    /// A WebSocket frame names an operation that does not exist.
+    UnknownOp,
+    /// A per-connection limit was reached (subscriptions, operations in flight).
+    LimitReached,
     /// No valid credentials were presented.
     Unauthorized,
     /// The credentials do not allow this operation.
@@ -63,6 +69,9 @@ impl ErrorCode {
             ErrorCode::InvalidRetention => "invalid_retention",
             ErrorCode::InvalidEvent => "invalid_event",
             ErrorCode::InvalidParameter => "invalid_parameter",
+            ErrorCode::InvalidFrame => "invalid_frame",
+            ErrorCode::UnknownOp => "unknown_op",
+            ErrorCode::LimitReached => "limit_reached",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::TopicNotFound => "topic_not_found",
@@ -89,6 +98,9 @@ impl ErrorCode {
             ErrorCode::InvalidRetention => "Invalid retention",
             ErrorCode::InvalidEvent => "Invalid event name",
             ErrorCode::InvalidParameter => "Invalid parameter",
+            ErrorCode::InvalidFrame => "Invalid frame",
+            ErrorCode::UnknownOp => "Unknown operation",
+            ErrorCode::LimitReached => "Limit reached",
             ErrorCode::Unauthorized => "Unauthorized",
             ErrorCode::Forbidden => "Forbidden",
             ErrorCode::TopicNotFound => "Topic not found",

@@ -4,6 +4,7 @@
 mod envelope;
 mod error;
 mod read;
+pub mod ws;
 
 pub use envelope::{Envelope, Published};
 pub use error::{ErrorCode, Problem};

@@ -22,6 +22,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Long-poll settings.
     pub long_poll: LongPollConfig,
+    /// Server-Sent Events settings.
+    pub sse: SseConfig,
+    /// WebSocket settings.
+    pub websocket: WebSocketConfig,
+    /// Live subscription settings (SSE, WebSocket, gRPC streams).
+    pub subscriptions: SubscriptionsConfig,
     /// Default retention of topics without their own.
     pub retention: RetentionConfig,
     /// Shutdown settings.
@@ -37,6 +43,9 @@ impl Default for Config {
             storage: StorageConfig::default(),
             limits: LimitsConfig::default(),
             long_poll: LongPollConfig::default(),
+            sse: SseConfig::default(),
+            websocket: WebSocketConfig::default(),
+            subscriptions: SubscriptionsConfig::default(),
             retention: RetentionConfig::default(),
             shutdown: ShutdownConfig::default(),
         }
@@ -119,6 +128,90 @@ impl Default for LongPollConfig {
     fn default() -> Self {
         LongPollConfig {
             max_wait_seconds: 60,
+        }
+    }
+}
+
+/// `[sse]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SseConfig {
+    /// Seconds between `: keepalive` comments on idle streams.
+    pub keepalive_seconds: u64,
+    /// The `retry:` reconnection delay sent first, in milliseconds.
+    pub retry_ms: u64,
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        SseConfig {
+            keepalive_seconds: 15,
+            retry_ms: 3000,
+        }
+    }
+}
+
+/// `[websocket]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// Origins allowed to open WebSockets (`https://app.example.com`); empty = any.
+    /// Requests without an `Origin` header (non-browser clients) are always allowed.
+    pub allowed_origins: Vec<String>,
+    /// Seconds between server pings.
+    pub ping_interval_seconds: u64,
+    /// Close connections that sent nothing (not even a pong) for this many seconds.
+    pub idle_timeout_seconds: u64,
+    /// Close connections whose writes stay blocked this long (slow consumers).
+    pub send_timeout_seconds: u64,
+    /// Most subscriptions on one connection.
+    pub max_subscriptions: usize,
+    /// Most publishes in flight on one connection.
+    pub max_inflight: usize,
+    /// Read buffer per connection, in bytes (allocated for every connection).
+    pub read_buffer_bytes: usize,
+    /// Outgoing frames are gathered up to this many bytes per write.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            allowed_origins: Vec::new(),
+            ping_interval_seconds: 20,
+            idle_timeout_seconds: 60,
+            send_timeout_seconds: 30,
+            max_subscriptions: 100,
+            max_inflight: 256,
+            read_buffer_bytes: 2048,
+            write_buffer_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `[subscriptions]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubscriptionsConfig {
+    /// Messages buffered per subscription; a subscriber further behind reads from storage.
+    pub buffer: usize,
+    /// Payload bytes buffered per subscription (same rule).
+    pub buffer_bytes: usize,
+    /// A subscriber that falls behind its buffer this many times within
+    /// `overflow_window` is closed as a slow consumer (with its cursor).
+    pub max_overflows: u32,
+    /// See `max_overflows`.
+    #[serde(with = "humantime_serde_str")]
+    pub overflow_window: Duration,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        SubscriptionsConfig {
+            buffer: 1024,
+            buffer_bytes: 1024 * 1024,
+            max_overflows: 4,
+            overflow_window: Duration::from_secs(60),
         }
     }
 }
@@ -229,6 +322,22 @@ impl Config {
         }
         if self.storage.max_batch_messages == 0 {
             return bad("storage.max_batch_messages must be positive");
+        }
+        if self.sse.keepalive_seconds == 0 {
+            return bad("sse.keepalive_seconds must be positive");
+        }
+        let ws = &self.websocket;
+        if ws.ping_interval_seconds == 0
+            || ws.idle_timeout_seconds == 0
+            || ws.send_timeout_seconds == 0
+        {
+            return bad("websocket ping, idle and send timeouts must be positive");
+        }
+        if ws.read_buffer_bytes < 256 {
+            return bad("websocket.read_buffer_bytes must be at least 256");
+        }
+        if self.subscriptions.buffer == 0 || self.subscriptions.max_overflows == 0 {
+            return bad("subscriptions.buffer and subscriptions.max_overflows must be positive");
         }
         Ok(())
     }

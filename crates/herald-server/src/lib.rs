@@ -108,6 +108,7 @@ impl Server {
         let state = AppState {
             hub: hub.clone(),
             config: Arc::new(config),
+            connections: tokio_util::task::TaskTracker::new(),
         };
         let router = http::router(state.clone());
         let shutdown = CancellationToken::new();
@@ -134,6 +135,13 @@ fn open_hub(config: &Config, clock: Arc<dyn Clock>) -> Result<Hub, StartError> {
             max_age: (!r.max_age.is_zero()).then_some(r.max_age),
         },
         clock,
+        subscriptions: herald_core::SubscriptionOptions {
+            buffer: config.subscriptions.buffer,
+            buffer_bytes: config.subscriptions.buffer_bytes,
+            max_overflows: config.subscriptions.max_overflows,
+            overflow_window: config.subscriptions.overflow_window,
+            ..herald_core::SubscriptionOptions::default()
+        },
         ..HubOptions::default()
     };
     if config.memory {

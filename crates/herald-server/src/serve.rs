@@ -63,10 +63,12 @@ pub async fn run(
     tracing::info!("shutting down: no longer accepting connections");
     state.hub.begin_shutdown();
     let grace = Duration::from_secs(state.config.shutdown.grace_seconds);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    state.connections.close();
+    let all_closed = async {
+        graceful.shutdown().await;
+        state.connections.wait().await;
+    };
+    if tokio::time::timeout(grace, all_closed).await.is_err() {
         tracing::warn!("some connections were still open after the grace period");
     }
     match state.hub.close().await {

@@ -11,4 +11,7 @@ pub struct AppState {
     pub hub: Hub,
     /// The configuration the server started with.
     pub config: Arc<Config>,
+    /// Long-lived connections outside hyper's tracking (upgraded WebSockets), so
+    /// shutdown can wait for their close frames.
+    pub connections: tokio_util::task::TaskTracker,
 }

@@ -2,6 +2,10 @@
 
 pub use herald_core::clock::ManualClock;
 use herald_core::clock::{Clock, SystemClock};
+mod proxy;
+
+pub use proxy::TestProxy;
+
 use herald_server::{Config, Server, ServerHandle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

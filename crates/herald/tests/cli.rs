@@ -280,3 +280,41 @@ async fn sigterm_answers_long_polls_and_exits_zero() {
         .expect("json");
     assert_eq!(page["messages"][0]["id"], after.as_str());
 }
+
+#[test]
+fn subscribe_over_every_push_transport_prints_ndjson() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, url) = serve(dir.path());
+    let out = herald()
+        .args(["publish", "via.t", "{\"n\":1}", "--server", &url])
+        .output()
+        .expect("publish");
+    assert!(out.status.success());
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    for via in ["sse", "ws", "long-poll"] {
+        let mut sub = Proc(
+            herald()
+                .args([
+                    "subscribe",
+                    "via.*",
+                    "--via",
+                    via,
+                    "--after",
+                    "earliest",
+                    "--no-fallback",
+                    "--server",
+                    &url,
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("subscribe"),
+        );
+        let mut reader = BufReader::new(sub.0.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("line");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{via}: {e}: {line:?}"));
+        assert_eq!(v["id"], first["id"], "{via}");
+        assert_eq!(v["data"]["n"], 1, "{via}");
+    }
+}

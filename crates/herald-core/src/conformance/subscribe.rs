@@ -20,7 +20,8 @@ fn hub(factory: &impl Factory, subs: SubscriptionOptions) -> Hub {
         maintenance_interval: Duration::from_secs(3600),
         ..HubOptions::default()
     };
-    Hub::open(opts, |ctx| Ok::<Arc<dyn LogStore>, ()>(factory(ctx))).unwrap_or_else(|()| unreachable!())
+    Hub::open(opts, |ctx| Ok::<Arc<dyn LogStore>, ()>(factory(ctx)))
+        .unwrap_or_else(|()| unreachable!())
 }
 
 fn filter(p: &str) -> Filter {
@@ -28,10 +29,13 @@ fn filter(p: &str) -> Filter {
 }
 
 async fn publish(hub: &Hub, t: &str, body: &str) -> Cursor {
-    hub.publish(&Principal::anonymous(), Publish::new(topic(t), "text/plain", body.to_owned()))
-        .await
-        .expect("publish")
-        .id
+    hub.publish(
+        &Principal::anonymous(),
+        Publish::new(topic(t), "text/plain", body.to_owned()),
+    )
+    .await
+    .expect("publish")
+    .id
 }
 
 /// Collects message bodies until `n` arrived (failing on anything but messages).
@@ -43,7 +47,10 @@ async fn take(sub: &mut Subscription, n: usize) -> Vec<String> {
             .expect("subscription stalled")
             .expect("subscription ended");
         match ev {
-            SubEvent::Messages(ms) => out.extend(ms.iter().map(|m| String::from_utf8_lossy(&m.data).into_owned())),
+            SubEvent::Messages(ms) => out.extend(
+                ms.iter()
+                    .map(|m| String::from_utf8_lossy(&m.data).into_owned()),
+            ),
             other => panic!("expected messages, got {other:?}"),
         }
     }
@@ -80,7 +87,9 @@ pub async fn handover_has_no_gap_or_duplicate(factory: &impl Factory) {
                 }
             })
         };
-        let mut sub = hub.subscribe(&who, filter("h.*"), Start::Earliest).expect("subscribe");
+        let mut sub = hub
+            .subscribe(&who, filter("h.*"), Start::Earliest)
+            .expect("subscribe");
         let got = take(&mut sub, 400).await;
         publisher.await.expect("publisher");
         let want: Vec<String> = (0..400).map(|i| i.to_string()).collect();
@@ -94,9 +103,15 @@ pub async fn latest_earliest_and_cursor_starts(factory: &impl Factory) {
     let hub = hub(factory, SubscriptionOptions::default());
     let who = Principal::anonymous();
     let first = publish(&hub, "s", "old").await;
-    let mut latest = hub.subscribe(&who, filter("s"), Start::Latest).expect("subscribe");
-    let mut from_first = hub.subscribe(&who, filter("s"), Start::After(first)).expect("subscribe");
-    let mut earliest = hub.subscribe(&who, filter("s"), Start::Earliest).expect("subscribe");
+    let mut latest = hub
+        .subscribe(&who, filter("s"), Start::Latest)
+        .expect("subscribe");
+    let mut from_first = hub
+        .subscribe(&who, filter("s"), Start::After(first))
+        .expect("subscribe");
+    let mut earliest = hub
+        .subscribe(&who, filter("s"), Start::Earliest)
+        .expect("subscribe");
     publish(&hub, "s", "new").await;
     publish(&hub, "other", "x").await;
     assert_eq!(take(&mut latest, 1).await, vec!["new"]);
@@ -117,7 +132,9 @@ pub async fn unknown_and_expired_cursors_reset(factory: &impl Factory) {
     let a = publish(&hub, "r", "1").await;
     publish(&hub, "r", "2").await;
     let foreign = Cursor::new(crate::Epoch(a.epoch.0.wrapping_add(1)), 1);
-    let mut sub = hub.subscribe(&who, filter("r"), Start::After(foreign)).expect("subscribe");
+    let mut sub = hub
+        .subscribe(&who, filter("r"), Start::After(foreign))
+        .expect("subscribe");
     match sub.next().await.expect("event") {
         SubEvent::Reset(info) => {
             assert_eq!(info.reason, crate::ResetReason::Epoch);
@@ -127,10 +144,19 @@ pub async fn unknown_and_expired_cursors_reset(factory: &impl Factory) {
     }
     assert_eq!(take(&mut sub, 2).await, vec!["1", "2"]);
 
-    hub.set_retention(&who, &topic("r"), Retention { max_messages: Some(1), ..Retention::default() })
-        .await
-        .expect("retention");
-    let mut stale = hub.subscribe(&who, filter("r"), Start::After(Cursor::new(a.epoch, 0))).expect("subscribe");
+    hub.set_retention(
+        &who,
+        &topic("r"),
+        Retention {
+            max_messages: Some(1),
+            ..Retention::default()
+        },
+    )
+    .await
+    .expect("retention");
+    let mut stale = hub
+        .subscribe(&who, filter("r"), Start::After(Cursor::new(a.epoch, 0)))
+        .expect("subscribe");
     match stale.next().await.expect("event") {
         SubEvent::Reset(info) => {
             assert_eq!(info.reason, crate::ResetReason::Expired);
@@ -139,8 +165,14 @@ pub async fn unknown_and_expired_cursors_reset(factory: &impl Factory) {
         other => panic!("expected a reset, got {other:?}"),
     }
     assert_eq!(take(&mut stale, 1).await, vec!["2"]);
-    let mut after_a = hub.subscribe(&who, filter("r"), Start::After(a)).expect("subscribe");
-    assert_eq!(take(&mut after_a, 1).await, vec!["2"], "nothing after `a` was removed");
+    let mut after_a = hub
+        .subscribe(&who, filter("r"), Start::After(a))
+        .expect("subscribe");
+    assert_eq!(
+        take(&mut after_a, 1).await,
+        vec!["2"],
+        "nothing after `a` was removed"
+    );
     // Live delivery: removing "2" once delivered is no gap.
     publish(&hub, "r", "3").await;
     assert_eq!(take(&mut after_a, 1).await, vec!["3"]);
@@ -151,13 +183,16 @@ pub async fn unknown_and_expired_cursors_reset(factory: &impl Factory) {
 pub async fn overflow_falls_back_to_storage_then_closes_slow_consumers(factory: &impl Factory) {
     let opts = SubscriptionOptions {
         buffer: 8,
+        buffer_bytes: 1024,
         catchup_batch: 16,
         max_overflows: 3,
         overflow_window: Duration::from_secs(600),
     };
     let hub = hub(factory, opts);
     let who = Principal::anonymous();
-    let mut sub = hub.subscribe(&who, filter("o"), Start::Latest).expect("subscribe");
+    let mut sub = hub
+        .subscribe(&who, filter("o"), Start::Latest)
+        .expect("subscribe");
     for i in 0..100 {
         publish(&hub, "o", &i.to_string()).await;
     }
@@ -168,9 +203,20 @@ pub async fn overflow_falls_back_to_storage_then_closes_slow_consumers(factory: 
     // 0); rounds 1 and 2 overflow again, reaching the limit of three.
     let mut last = hub.latest();
     for round in 0..3 {
-        hub.publish_batch(&who, (0..20).map(|i| Ok(Publish::new(topic("o"), "text/plain", format!("b{round}.{i}")))).collect())
-            .await
-            .expect("batch");
+        hub.publish_batch(
+            &who,
+            (0..20)
+                .map(|i| {
+                    Ok(Publish::new(
+                        topic("o"),
+                        "text/plain",
+                        format!("b{round}.{i}"),
+                    ))
+                })
+                .collect(),
+        )
+        .await
+        .expect("batch");
         match sub.next().await.expect("event") {
             SubEvent::Messages(ms) => last = ms.last().map(|m| m.id).unwrap_or(last),
             SubEvent::Closed { reason, cursor } => {
@@ -183,7 +229,9 @@ pub async fn overflow_falls_back_to_storage_then_closes_slow_consumers(factory: 
             other => panic!("unexpected {other:?}"),
         }
         // Drain what catch-up has, without reaching live again.
-        while let Ok(Some(SubEvent::Messages(ms))) = tokio::time::timeout(Duration::from_millis(5), sub.next()).await {
+        while let Ok(Some(SubEvent::Messages(ms))) =
+            tokio::time::timeout(Duration::from_millis(5), sub.next()).await
+        {
             last = ms.last().map(|m| m.id).unwrap_or(last);
         }
     }
@@ -194,7 +242,9 @@ pub async fn overflow_falls_back_to_storage_then_closes_slow_consumers(factory: 
 pub async fn shutdown_closes_with_cursor(factory: &impl Factory) {
     let hub = hub(factory, SubscriptionOptions::default());
     let who = Principal::anonymous();
-    let mut sub = hub.subscribe(&who, filter(">"), Start::Latest).expect("subscribe");
+    let mut sub = hub
+        .subscribe(&who, filter(">"), Start::Latest)
+        .expect("subscribe");
     let c = publish(&hub, "x", "1").await;
     assert_eq!(take(&mut sub, 1).await, vec!["1"]);
     let waiting = tokio::spawn(async move { sub.next().await });

@@ -45,7 +45,10 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidJson
         | ErrorCode::InvalidRetention
         | ErrorCode::InvalidEvent
-        | ErrorCode::InvalidParameter => StatusCode::BAD_REQUEST,
+        | ErrorCode::InvalidParameter
+        | ErrorCode::InvalidFrame
+        | ErrorCode::UnknownOp => StatusCode::BAD_REQUEST,
+        ErrorCode::LimitReached => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::TopicNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,

@@ -6,7 +6,9 @@ mod health;
 mod publish;
 mod query;
 mod read;
+mod sse;
 mod topics;
+mod ws;
 
 pub use error::{ApiError, status};
 
@@ -57,6 +59,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/messages",
             get(read::read_patterns).post(publish::publish_batch),
         )
+        .route("/v1/topics/{topic}/events", get(sse::topic_events))
+        .route("/v1/events", get(sse::pattern_events))
+        .route("/v1/ws", get(ws::connect))
+        .route("/v1/topics/{topic}/ws", get(ws::receive))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -6,9 +6,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use bytes::Bytes;
-use herald_core::{HubError, Publish, Published, is_json_type};
+use herald_core::{HubError, Publish, Published, payload_from_json};
 use herald_proto::{BatchItem, ErrorCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -121,40 +120,8 @@ pub async fn publish(
 /// Converts one batch item into a publish.
 fn batch_item(item: BatchItem) -> Result<Publish, HubError> {
     let topic = HubError::topic(&item.topic)?;
-    let as_string = |what: &str| {
-        serde_json::from_str::<String>(item.data.get())
-            .map_err(|_| HubError::InvalidBody(format!("data must be a JSON string {what}")))
-    };
-    let (content_type, data) = match item.encoding.as_deref() {
-        Some("base64") => {
-            let text = as_string("when encoding is base64")?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(text.as_bytes())
-                .map_err(|e| HubError::InvalidBody(format!("data is not valid base64: {e}")))?;
-            let ct = item
-                .content_type
-                .unwrap_or_else(|| "application/octet-stream".into());
-            (ct, Bytes::from(bytes))
-        }
-        Some(other) => {
-            return Err(HubError::InvalidBody(format!(
-                "unknown encoding {other:?}; only \"base64\" is supported"
-            )));
-        }
-        None => match item.content_type {
-            None => (
-                "application/json".to_owned(),
-                Bytes::copy_from_slice(item.data.get().as_bytes()),
-            ),
-            Some(ct) if is_json_type(&ct) => {
-                (ct, Bytes::copy_from_slice(item.data.get().as_bytes()))
-            }
-            Some(ct) => {
-                let text = as_string("for a non-JSON content type")?;
-                (ct, Bytes::from(text))
-            }
-        },
-    };
+    let (content_type, data) =
+        payload_from_json(item.data.get(), item.content_type, item.encoding.as_deref())?;
     Ok(Publish {
         topic: Some(topic),
         event: item.event,

@@ -2,9 +2,13 @@
 
 mod durability;
 mod errors;
+mod fallback;
 mod long_poll;
 mod publish_read;
+mod scenarios;
+mod sse;
 mod topics;
+mod ws;
 
 use serde_json::Value;
 

@@ -59,8 +59,14 @@ pub struct ReadArgs {
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
 pub enum ViaArg {
+    /// Short polling every --interval seconds.
     Poll,
+    /// Long polling.
     LongPoll,
+    /// Server-Sent Events.
+    Sse,
+    /// WebSocket.
+    Ws,
 }
 
 #[derive(Args, Debug)]
@@ -68,8 +74,11 @@ pub struct SubscribeArgs {
     /// Topic or pattern.
     pattern: String,
     /// Transport.
-    #[arg(long, value_enum, default_value = "long-poll")]
+    #[arg(long, value_enum, default_value = "ws")]
     via: ViaArg,
+    /// Stay on the chosen transport even if the server refuses it.
+    #[arg(long)]
+    no_fallback: bool,
     /// Seconds between short polls (with --via poll).
     #[arg(long, default_value_t = 1.0)]
     interval: f64,
@@ -154,9 +163,13 @@ pub async fn subscribe(a: SubscribeArgs) -> anyhow::Result<()> {
             }
         }
         ViaArg::LongPoll => Via::LongPoll,
+        ViaArg::Sse => Via::Sse,
+        ViaArg::Ws => Via::Ws,
     };
-    let mut sub =
-        client(&a.server)?.subscribe(&a.pattern, SubscribeOptions::new(via).after(a.after));
+    let opts = SubscribeOptions::new(via)
+        .after(a.after)
+        .fallback(!a.no_fallback);
+    let mut sub = client(&a.server)?.subscribe(&a.pattern, opts);
     while let Some(item) = sub.next().await {
         let mut out = std::io::stdout().lock();
         match item? {
