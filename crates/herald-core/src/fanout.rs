@@ -11,7 +11,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 /// Something that wants committed messages of a filter.
 pub(crate) trait Listener: Send + Sync {
-    /// Offers one committed message. Must not block. Returns whether a wake is needed.
+    /// Offers one committed message. Must not block. Returns true when the listener
+    /// needs a wake and had none pending (so each listener is woken once per batch).
     fn offer(&self, msg: &Arc<Message>) -> bool;
     /// Wakes whoever waits on this listener; called once per batch that touched it.
     fn wake(&self);
@@ -181,27 +182,19 @@ impl CommitSink for Fanout {
         if reg.exact.is_empty() && reg.wild.is_empty() {
             return;
         }
-        let mut touched: HashMap<u64, &Arc<dyn Listener>> = HashMap::new();
+        let mut touched: Vec<&Arc<dyn Listener>> = Vec::new();
         for msg in batch {
             let topic = msg.topic.as_str();
             if let Some(map) = reg.exact.get(topic) {
-                for (id, l) in map {
-                    if l.offer(msg) {
-                        touched.entry(*id).or_insert(l);
-                    }
-                }
+                touched.extend(map.values().filter(|l| l.offer(msg)));
             }
             for (filter, map) in &reg.wild {
                 if filter.matches(topic) {
-                    for (id, l) in map {
-                        if l.offer(msg) {
-                            touched.entry(*id).or_insert(l);
-                        }
-                    }
+                    touched.extend(map.values().filter(|l| l.offer(msg)));
                 }
             }
         }
-        for l in touched.values() {
+        for l in touched {
             l.wake();
         }
     }
@@ -211,6 +204,7 @@ impl CommitSink for Fanout {
 #[derive(Default)]
 pub(crate) struct Waiter {
     notify: tokio::sync::Notify,
+    wake_pending: std::sync::atomic::AtomicBool,
 }
 
 impl Waiter {
@@ -222,10 +216,11 @@ impl Waiter {
 
 impl Listener for Waiter {
     fn offer(&self, _msg: &Arc<Message>) -> bool {
-        true
+        !self.wake_pending.swap(true, Ordering::AcqRel)
     }
 
     fn wake(&self) {
+        self.wake_pending.store(false, Ordering::Release);
         // notify_one stores a permit if nobody is waiting yet, so a commit between
         // registration and the first poll is not lost.
         self.notify.notify_one();

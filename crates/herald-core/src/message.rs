@@ -61,7 +61,7 @@ pub struct Message {
     pub headers: Vec<(Box<str>, Box<str>)>,
     /// The payload.
     pub data: Bytes,
-    envelope: OnceLock<Bytes>,
+    envelope: OnceLock<Box<str>>,
     envelope_msgpack: OnceLock<Bytes>,
 }
 
@@ -105,17 +105,22 @@ impl Message {
     }
 
     /// The compact JSON envelope `{id, topic, time, event?, content_type, data, encoding?,
-    /// headers?}`; it never contains a raw newline.
-    pub fn envelope(&self) -> &Bytes {
-        self.envelope
-            .get_or_init(|| Bytes::from(self.render_envelope()))
+    /// headers?}`, rendered at most once; it never contains a raw newline.
+    pub fn envelope(&self) -> &str {
+        self.envelope.get_or_init(|| {
+            // Every piece written is UTF-8 (validated strings, JSON escapes, hex, base64);
+            // the check runs once per message.
+            String::from_utf8(self.render_envelope())
+                .unwrap_or_default()
+                .into_boxed_str()
+        })
     }
 
     /// The envelope as MessagePack (a map with the same keys and values), rendered at
     /// most once.
     pub fn envelope_msgpack(&self) -> &Bytes {
         self.envelope_msgpack.get_or_init(|| {
-            serde_json::from_slice::<serde_json::Value>(self.envelope())
+            serde_json::from_str::<serde_json::Value>(self.envelope())
                 .ok()
                 .and_then(|v| rmp_serde::to_vec_named(&v).ok())
                 .map(Bytes::from)
@@ -232,7 +237,7 @@ mod tests {
     }
 
     fn env(m: &Message) -> serde_json::Value {
-        serde_json::from_slice(m.envelope()).expect("valid json")
+        serde_json::from_str(m.envelope()).expect("valid json")
     }
 
     #[test]
@@ -241,7 +246,7 @@ mod tests {
             "application/json; charset=utf-8",
             b"{\n  \"a\": \"x y\\n\",\n \"n\": 1e400000 }",
         );
-        let text = std::str::from_utf8(m.envelope()).expect("utf8");
+        let text = m.envelope();
         assert!(!text.contains('\n'));
         assert!(
             text.contains(r#""data":{"a":"x y\n","n":1e400000}"#),

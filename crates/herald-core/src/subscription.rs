@@ -99,6 +99,8 @@ struct QueueState {
     overflowed: bool,
     closed: bool,
     waker: Option<Waker>,
+    /// A wake was requested by this batch and not yet delivered.
+    wake_pending: bool,
 }
 
 /// The bounded queue the fan-out fills.
@@ -144,7 +146,11 @@ impl Listener for SubQueue {
             s.buf.push_back(msg.clone());
             s.bytes += size;
         }
-        s.waker.is_some()
+        if s.waker.is_some() && !s.wake_pending {
+            s.wake_pending = true;
+            return true;
+        }
+        false
     }
 
     fn queued(&self) -> (usize, usize) {
@@ -153,7 +159,11 @@ impl Listener for SubQueue {
     }
 
     fn wake(&self) {
-        let waker = self.lock().waker.take();
+        let waker = {
+            let mut s = self.lock();
+            s.wake_pending = false;
+            s.waker.take()
+        };
         if let Some(w) = waker {
             w.wake();
         }

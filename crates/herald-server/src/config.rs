@@ -183,7 +183,7 @@ impl Default for WebSocketConfig {
             send_timeout_seconds: 30,
             max_subscriptions: 100,
             max_inflight: 256,
-            read_buffer_bytes: 2048,
+            read_buffer_bytes: 1024,
             write_buffer_bytes: 64 * 1024,
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod http;
+mod lean;
 mod serve;
 mod state;
 

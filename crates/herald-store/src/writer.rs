@@ -379,6 +379,9 @@ impl Writer {
                 self.publish_directory(&changed);
                 self.dirty.clear();
             }
+            // redb shows a commit to new readers just before `commit` returns, so the tail
+            // is published first: no reader can hold a position beyond it.
+            self.shared.tail.store(self.state.tail, Ordering::Release);
             txn.commit().map_err(io)?;
             Ok(())
         });
@@ -389,7 +392,6 @@ impl Writer {
                 {
                     self.last_sync = Instant::now();
                 }
-                self.shared.tail.store(self.state.tail, Ordering::Release);
                 if !fresh.is_empty() {
                     self.ctx.sink.committed(&fresh);
                 }
@@ -446,8 +448,12 @@ impl Writer {
         self.stale.clear();
         match State::load(&self.shared.db) {
             Ok((state, _)) => {
+                // Positions handed out by a failed commit are never reused: a reader may
+                // already hold one as its `latest`.
+                let assigned = self.state.tail;
                 self.stored_next_topic_id = state.next_topic_id;
                 self.state = state;
+                self.state.tail = self.state.tail.max(assigned);
                 self.shared.tail.store(self.state.tail, Ordering::Release);
                 self.publish_all();
             }

@@ -51,6 +51,8 @@ fn init_tracing() {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    // herald uses ring as its one TLS crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -67,7 +67,7 @@ pub(crate) fn render(r: &ReadResult) -> Response {
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(m.envelope());
+        body.extend_from_slice(m.envelope().as_bytes());
     }
     body.extend_from_slice(b"],\"next\":\"");
     body.extend_from_slice(r.next.to_string().as_bytes());

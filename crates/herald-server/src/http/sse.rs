@@ -197,7 +197,7 @@ fn write_message(out: &mut Vec<u8>, m: &Message, format: Format) {
     match format {
         Format::Envelope => {
             out.extend_from_slice(b"data: ");
-            out.extend_from_slice(m.envelope());
+            out.extend_from_slice(m.envelope().as_bytes());
             out.push(b'\n');
         }
         Format::Data => {

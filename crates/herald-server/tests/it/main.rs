@@ -3,6 +3,7 @@
 mod durability;
 mod errors;
 mod fallback;
+mod lean;
 mod long_poll;
 mod publish_read;
 mod scenarios;

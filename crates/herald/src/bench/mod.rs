@@ -1,11 +1,15 @@
 //! `herald bench`: load scenarios against a server process, with the server's CPU time
 //! and memory read from `/proc`.
 
+mod clients;
+mod fanout;
+mod idle;
 mod load;
 mod proc;
 mod publish;
 mod report;
 mod target;
+mod worker;
 
 use clap::Subcommand;
 
@@ -13,10 +17,20 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// Durable publishes over HTTP keep-alive at several in-flight depths.
     Publish(publish::PublishArgs),
+    /// One publisher, many subscribers: deliveries/s, CPU per delivery, latency, losses.
+    Fanout(fanout::FanoutArgs),
+    /// Many idle subscriber connections: server memory per connection.
+    Idle(idle::IdleArgs),
+    /// A client process used by the other benchmarks.
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Publish(a) => publish::run(a).await,
+        BenchCommand::Fanout(a) => fanout::run(a).await,
+        BenchCommand::Idle(a) => idle::run(a).await,
+        BenchCommand::Worker(a) => worker::run(a).await,
     }
 }

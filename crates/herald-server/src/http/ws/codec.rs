@@ -90,15 +90,14 @@ impl Codec {
         match self {
             Codec::Json => {
                 let env = m.envelope();
-                let mut out = Vec::with_capacity(env.len() + sub.len() + 40);
-                out.extend_from_slice(b"{\"op\":\"message\",\"sub\":\"");
-                // Subscription ids are `s` followed by digits.
-                out.extend_from_slice(sub.as_bytes());
-                out.extend_from_slice(b"\",\"message\":");
-                out.extend_from_slice(env);
-                out.push(b'}');
-                // The envelope is valid UTF-8 JSON.
-                WsMessage::Text(String::from_utf8(out).unwrap_or_default().into())
+                let mut out = String::with_capacity(env.len() + sub.len() + 40);
+                out.push_str("{\"op\":\"message\",\"sub\":\"");
+                // Subscription ids are `s` followed by digits: nothing to escape.
+                out.push_str(sub);
+                out.push_str("\",\"message\":");
+                out.push_str(env);
+                out.push('}');
+                WsMessage::Text(out.into())
             }
             Codec::Msgpack => {
                 let env = m.envelope_msgpack();
@@ -118,11 +117,7 @@ impl Codec {
     /// A bare envelope (the receive-only route).
     pub(crate) fn envelope(self, m: &Message) -> WsMessage {
         match self {
-            Codec::Json => WsMessage::Text(
-                String::from_utf8(m.envelope().to_vec())
-                    .unwrap_or_default()
-                    .into(),
-            ),
+            Codec::Json => WsMessage::Text(m.envelope().into()),
             Codec::Msgpack => WsMessage::Binary(m.envelope_msgpack().clone()),
         }
     }

@@ -10,7 +10,7 @@ use super::codec::Codec;
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesUnordered, SplitSink};
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use herald_core::{
     CloseReason, Filter, HubError, Principal, Publish, Start, SubEvent, Subscription,
@@ -38,8 +38,6 @@ pub(crate) enum Mode {
     /// `/v1/topics/{topic}/ws`: one subscription, bare envelopes, client frames ignored.
     ReceiveOnly,
 }
-
-type Sink = SplitSink<WebSocket, WsMessage>;
 
 pub(crate) struct Conn {
     st: AppState,
@@ -92,8 +90,7 @@ impl Conn {
         id
     }
 
-    pub(crate) async fn serve(mut self, socket: WebSocket) {
-        let (mut tx, mut rx) = socket.split();
+    pub(crate) async fn serve(mut self, mut ws: WebSocket) {
         let cfg = self.st.config.websocket.clone();
         let send_timeout = Duration::from_secs(cfg.send_timeout_seconds);
         let idle_timeout = Duration::from_secs(cfg.idle_timeout_seconds);
@@ -101,13 +98,14 @@ impl Conn {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         let shutdown = self.st.hub.shutdown_token();
+        let mut shutdown = std::pin::pin!(shutdown.cancelled());
         let mut ops = Ops::new();
         let end = loop {
             let mut out: Vec<WsMessage> = Vec::new();
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break End::Close(CLOSE_GOING_AWAY, "shutting_down"),
-                incoming = rx.next() => match incoming {
+                _ = &mut shutdown => break End::Close(CLOSE_GOING_AWAY, "shutting_down"),
+                incoming = ws.next() => match incoming {
                     None => break End::Gone,
                     Some(Err(e)) => break self.read_error(e),
                     Some(Ok(msg)) => {
@@ -143,7 +141,14 @@ impl Conn {
                 }
             }
             if !out.is_empty() {
-                match tokio::time::timeout(send_timeout, send_all(&mut tx, out)).await {
+                // Usually the write completes at once; the timer is armed only when it
+                // blocks.
+                let mut send = std::pin::pin!(send_all(&mut ws, out));
+                let sent = match futures_util::poll!(send.as_mut()) {
+                    Poll::Ready(r) => Ok(r),
+                    Poll::Pending => tokio::time::timeout(send_timeout, send).await,
+                };
+                match sent {
                     Ok(Ok(())) => {}
                     Ok(Err(())) => break End::Gone,
                     Err(_) => break End::Close(CLOSE_SLOW_CONSUMER, "slow_consumer"),
@@ -151,7 +156,7 @@ impl Conn {
             }
         };
         if let End::Close(code, reason) = end {
-            self.close(&mut tx, code, reason).await;
+            self.close(&mut ws, code, reason).await;
         }
     }
 
@@ -359,7 +364,7 @@ impl Conn {
     /// Sends the cursors (a `closing` frame, then a close frame whose reason carries as
     /// many as fit). A slow peer gets them once it drains what is queued before them; a
     /// dead one is dropped after the send timeout (at least 10 s).
-    async fn close(&mut self, tx: &mut Sink, code: u16, reason: &'static str) {
+    async fn close(&mut self, ws: &mut WebSocket, code: u16, reason: &'static str) {
         let cursors: BTreeMap<String, String> = self
             .subs
             .iter()
@@ -378,7 +383,7 @@ impl Conn {
             reason: close_reason(reason, &cursors).into(),
         })));
         let wait = Duration::from_secs(self.st.config.websocket.send_timeout_seconds.max(10));
-        let _ = tokio::time::timeout(wait, send_all(tx, frames)).await;
+        let _ = tokio::time::timeout(wait, send_all(ws, frames)).await;
     }
 }
 
@@ -419,9 +424,9 @@ fn frame_len(m: &WsMessage) -> usize {
 }
 
 /// Writes frames into the socket's buffer and flushes once.
-async fn send_all(tx: &mut Sink, frames: Vec<WsMessage>) -> Result<(), ()> {
+async fn send_all(ws: &mut WebSocket, frames: Vec<WsMessage>) -> Result<(), ()> {
     for f in frames {
-        tx.feed(f).await.map_err(|_| ())?;
+        ws.feed(f).await.map_err(|_| ())?;
     }
-    tx.flush().await.map_err(|_| ())
+    ws.flush().await.map_err(|_| ())
 }
