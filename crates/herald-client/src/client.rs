@@ -131,6 +131,11 @@ pub(crate) async fn check(res: reqwest::Response) -> Result<reqwest::Response, E
 
 impl Client {
     /// A client for the server at `base_url` (for example `http://127.0.0.1:8080`).
+    ///
+    /// ```
+    /// assert!(herald_client::Client::new("http://127.0.0.1:8080").is_ok());
+    /// assert!(herald_client::Client::new("ftp://example.com").is_err());
+    /// ```
     pub fn new(base_url: &str) -> Result<Client, Error> {
         // herald uses ring as its one TLS crypto provider; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -156,7 +161,12 @@ impl Client {
         })
     }
 
-    /// The server's base URL.
+    /// The server's base URL, without a trailing slash.
+    ///
+    /// ```
+    /// let client = herald_client::Client::new("http://127.0.0.1:8080/").unwrap();
+    /// assert_eq!(client.base_url(), "http://127.0.0.1:8080");
+    /// ```
     pub fn base_url(&self) -> &str {
         &self.base
     }

@@ -1,6 +1,12 @@
 use herald_proto::{ErrorCode, Problem};
 
 /// What kind of failure an [`Error`] is.
+///
+/// ```
+/// use herald_client::ErrorKind;
+/// let kind = ErrorKind::Status(404);
+/// assert!(matches!(kind, ErrorKind::Status(s) if s >= 400));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The server could not be reached or the connection broke.
@@ -15,7 +21,19 @@ pub enum ErrorKind {
     InvalidInput,
 }
 
-/// An SDK error.
+/// An SDK error: its [`ErrorKind`], and the server's problem document when there was
+/// one.
+///
+/// ```no_run
+/// # async fn demo(client: herald_client::Client) {
+/// use herald_client::{ErrorKind, ReadOptions};
+/// match client.read(&["bad..pattern"], ReadOptions::default()).await {
+///     Err(e) if e.kind() == ErrorKind::Status(400) => eprintln!("refused: {:?}", e.code()),
+///     Err(e) if e.is_transient() => eprintln!("try again later: {e}"),
+///     other => println!("{other:?}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {

@@ -15,6 +15,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// How a subscription receives messages.
+///
+/// ```
+/// use herald_client::Via;
+/// use std::time::Duration;
+/// let transports = [Via::Ws, Via::Sse, Via::LongPoll, Via::Poll { interval: Duration::from_secs(5) }];
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Via {
@@ -52,6 +58,11 @@ pub struct SubscribeOptions {
 
 impl SubscribeOptions {
     /// Options for `via`, starting at `latest`, with fallback on.
+    ///
+    /// ```
+    /// let opts = herald_client::SubscribeOptions::new(herald_client::Via::LongPoll);
+    /// assert_eq!(opts.after, "latest");
+    /// ```
     pub fn new(via: Via) -> Self {
         SubscribeOptions {
             via,
@@ -62,18 +73,34 @@ impl SubscribeOptions {
     }
 
     /// Sets where to start.
+    ///
+    /// ```
+    /// let opts = herald_client::SubscribeOptions::new(herald_client::Via::Ws).after("earliest");
+    /// assert_eq!(opts.after, "earliest");
+    /// ```
     pub fn after(mut self, cursor: impl Into<String>) -> Self {
         self.after = cursor.into();
         self
     }
 
     /// Turns transport fallback on or off.
+    ///
+    /// ```
+    /// let strict = herald_client::SubscribeOptions::new(herald_client::Via::Ws).fallback(false);
+    /// assert!(!strict.fallback);
+    /// ```
     pub fn fallback(mut self, on: bool) -> Self {
         self.fallback = on;
         self
     }
 
     /// Sets the longest pause between reconnect attempts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = herald_client::SubscribeOptions::new(herald_client::Via::Sse).max_backoff(Duration::from_secs(1));
+    /// assert_eq!(opts.max_backoff, Duration::from_secs(1));
+    /// ```
     pub fn max_backoff(mut self, d: Duration) -> Self {
         self.max_backoff = d;
         self
@@ -81,6 +108,19 @@ impl SubscribeOptions {
 }
 
 /// One item of a subscription.
+///
+/// ```no_run
+/// # async fn demo(mut sub: herald_client::Subscription) {
+/// use futures_util::StreamExt;
+/// use herald_client::Event;
+/// while let Some(Ok(event)) = sub.next().await {
+///     match event {
+///         Event::Message(m) => println!("{}: {}", m.id, m.data),
+///         Event::Reset(r) => eprintln!("messages were lost ({:?}); continuing from {}", r.reason, r.earliest),
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A message, in log order.
@@ -90,7 +130,18 @@ pub enum Event {
     Reset(Reset),
 }
 
-/// A live subscription: a `Stream` of events. It reconnects with backoff after
+/// A live subscription: a `Stream` of events.
+///
+/// ```no_run
+/// # async fn demo(client: herald_client::Client) {
+/// use futures_util::StreamExt;
+/// use herald_client::{SubscribeOptions, Via};
+/// let mut sub = client.subscribe("orders.>", SubscribeOptions::new(Via::Ws));
+/// let first = sub.next().await;
+/// println!("using {:?}: {first:?}", sub.via());
+/// # }
+/// ```
+/// It reconnects with backoff after
 /// connection errors and resumes from the last cursor it delivered, so nothing is
 /// skipped or repeated. Errors that retrying cannot fix (such as an invalid pattern)
 /// end the stream after one `Err` item. Dropping it stops it.
@@ -123,7 +174,8 @@ impl Subscription {
         Subscription { rx, task, via }
     }
 
-    /// The transport in use now (after any fallback).
+    /// The transport in use now (after any fallback): see the example on
+    /// [`Subscription`].
     pub fn via(&self) -> Via {
         *self.via.borrow()
     }
