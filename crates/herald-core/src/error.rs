@@ -34,6 +34,16 @@ pub enum HubError {
     InvalidRetention(String),
     #[error("topic {0:?} does not exist")]
     TopicNotFound(String),
+    #[error("consumer group {0:?} does not exist")]
+    GroupNotFound(String),
+    #[error("job {0:?} does not exist")]
+    JobNotFound(String),
+    #[error("receipt {0:?} is not a current delivery of this group")]
+    UnknownReceipt(String),
+    #[error("the lease of receipt {0:?} expired; the message is redelivered with a new receipt")]
+    LeaseExpired(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("not allowed: {0}")]
     Forbidden(String),
     #[error("the server is shutting down")]
@@ -60,6 +70,11 @@ impl HubError {
             HubError::InvalidBody(_) => ErrorCode::InvalidBody,
             HubError::InvalidRetention(_) => ErrorCode::InvalidRetention,
             HubError::TopicNotFound(_) => ErrorCode::TopicNotFound,
+            HubError::GroupNotFound(_) => ErrorCode::GroupNotFound,
+            HubError::JobNotFound(_) => ErrorCode::JobNotFound,
+            HubError::UnknownReceipt(_) => ErrorCode::UnknownReceipt,
+            HubError::LeaseExpired(_) => ErrorCode::LeaseExpired,
+            HubError::Conflict(_) => ErrorCode::Conflict,
             HubError::Forbidden(_) => ErrorCode::Forbidden,
             HubError::ShuttingDown => ErrorCode::ShuttingDown,
             HubError::Storage(StoreError::Closed) => ErrorCode::ShuttingDown,

@@ -4,6 +4,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::cursor::{Cursor, Epoch, Start};
 use crate::error::HubError;
 use crate::fanout::{Fanout, Waiter};
+use crate::groups::Groups;
 use crate::message::{Message, is_json_type};
 use crate::principal::Principal;
 use crate::store::{Append, Appended, LogStore, Retention, StoreContext, StoreError, TopicInfo};
@@ -177,6 +178,7 @@ pub struct Hub {
 struct Inner {
     store: Arc<dyn LogStore>,
     fanout: Arc<Fanout>,
+    groups: Groups,
     opts: HubOptions,
     shutdown: CancellationToken,
 }
@@ -200,12 +202,42 @@ impl Hub {
             inner: Arc::new(Inner {
                 store,
                 fanout,
+                groups: Groups::default(),
                 opts,
                 shutdown: CancellationToken::new(),
             }),
         };
+        if let Err(e) = hub.groups().load(&hub) {
+            tracing::error!(error = %e, "cannot load consumer groups");
+        }
         hub.spawn_maintenance();
+        hub.spawn_reaper();
         Ok(hub)
+    }
+
+    fn spawn_reaper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let stop = self.inner.shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                Hub { inner }.reap_groups();
+            }
+        });
+    }
+
+    pub(crate) fn groups(&self) -> &Groups {
+        &self.inner.groups
+    }
+
+    pub(crate) fn fanout(&self) -> &Arc<Fanout> {
+        &self.inner.fanout
     }
 
     fn spawn_maintenance(&self) {
@@ -318,7 +350,7 @@ impl Hub {
     pub async fn publish(&self, who: &Principal, msg: Publish) -> Result<Published, HubError> {
         let item = self.check_publish(who, msg)?;
         let topic = item.topic.clone();
-        let mut out = self.inner.store.append(vec![item]).await?;
+        let mut out = self.inner.store.append(vec![item], Vec::new()).await?;
         let appended = out
             .pop()
             .ok_or(StoreError::Io("store answered nothing".into()))?;
@@ -353,7 +385,7 @@ impl Hub {
             }
         }
         if !items.is_empty() {
-            let appended = self.inner.store.append(items).await?;
+            let appended = self.inner.store.append(items, Vec::new()).await?;
             for ((i, topic), a) in slots.into_iter().zip(appended) {
                 results[i] = Some(Ok(self.published(topic, a)));
             }
@@ -633,7 +665,7 @@ impl Hub {
     fn stats(&self, info: TopicInfo) -> TopicStats {
         TopicStats {
             subscribers: self.inner.fanout.interest(info.name.as_str()),
-            groups: 0,
+            groups: self.groups().on_topic(&info.name).len() as u64,
             info,
         }
     }

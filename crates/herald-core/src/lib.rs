@@ -7,6 +7,7 @@ pub mod conformance;
 mod cursor;
 mod error;
 mod fanout;
+mod groups;
 mod hub;
 mod memory;
 mod message;
@@ -18,6 +19,9 @@ mod topic;
 
 pub use cursor::{Cursor, CursorError, Epoch, Start};
 pub use error::HubError;
+pub use groups::{
+    Claim, Consumer, Delivery, GroupConfig, GroupSettings, GroupStats, Settled, check_group_name,
+};
 pub use herald_proto::ResetReason;
 pub use hub::{
     DEFAULT_READ_LIMIT, Hub, HubOptions, LiveStats, MAX_READ_LIMIT, Publish, Published, Read,
@@ -28,7 +32,7 @@ pub use message::{DataKind, Message, data_kind, is_json_type, is_text_type};
 pub use payload::payload_from_json;
 pub use principal::Principal;
 pub use store::{
-    Append, Appended, CommitSink, LogStore, ReadBatch, Retention, StoreContext, StoreError,
+    Append, Appended, CommitSink, LogStore, ReadBatch, Record, Retention, StoreContext, StoreError,
     TopicInfo,
 };
 pub use subscription::{CloseReason, SubEvent, Subscription, SubscriptionOptions};

@@ -3,9 +3,10 @@
 use crate::cursor::{Cursor, Epoch};
 use crate::message::Message;
 use crate::store::{
-    Append, Appended, LogStore, ReadBatch, Retention, StoreContext, StoreError, TopicInfo,
+    Append, Appended, LogStore, ReadBatch, Record, Retention, StoreContext, StoreError, TopicInfo,
 };
 use crate::topic::{Filter, TopicName};
+use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +28,7 @@ struct Inner {
     topics: BTreeMap<TopicName, TopicState>,
     dedup: HashMap<(TopicName, Box<str>), (u64, u64)>,
     dedup_order: VecDeque<(u64, TopicName, Box<str>)>,
+    records: BTreeMap<String, Bytes>,
 }
 
 #[derive(Debug, Default)]
@@ -57,12 +59,22 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn append_now(&self, items: Vec<Append>) -> Result<Vec<Appended>, StoreError> {
+    fn append_now(
+        &self,
+        items: Vec<Append>,
+        records: Vec<Record>,
+    ) -> Result<Vec<Appended>, StoreError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
         let now = self.ctx.clock.now_ms();
         let mut inner = self.lock();
+        for r in records {
+            match r.value {
+                Some(v) => inner.records.insert(r.key, v),
+                None => inner.records.remove(&r.key),
+            };
+        }
         expire_keys(&mut inner, now, self.ctx.dedup_window.as_millis() as u64);
         let mut seq = self.tail.load(Ordering::Acquire);
         let time_ms = inner
@@ -202,9 +214,23 @@ impl LogStore for MemoryStore {
         self.tail.load(Ordering::Acquire)
     }
 
-    fn append(&self, items: Vec<Append>) -> BoxFuture<'static, Result<Vec<Appended>, StoreError>> {
-        let result = self.append_now(items);
+    fn append(
+        &self,
+        items: Vec<Append>,
+        records: Vec<Record>,
+    ) -> BoxFuture<'static, Result<Vec<Appended>, StoreError>> {
+        let result = self.append_now(items, records);
         async move { result }.boxed()
+    }
+
+    fn records(&self, prefix: &str) -> Result<Vec<(String, Bytes)>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .records
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn trimmed(&self, filter: &Filter) -> Result<u64, StoreError> {
@@ -248,6 +274,14 @@ impl LogStore for MemoryStore {
             tail,
             trimmed,
         })
+    }
+
+    fn count_after(&self, topic: &TopicName, after: u64) -> Result<u64, StoreError> {
+        let inner = self.lock();
+        Ok(inner.topics.get(topic).map_or(0, |t| {
+            let from = after.max(t.trimmed);
+            (t.seqs.len() - t.seqs.partition_point(|&s| s <= from)) as u64
+        }))
     }
 
     fn topics(&self) -> Result<Vec<TopicInfo>, StoreError> {

@@ -26,6 +26,16 @@ pub struct Append {
     pub idempotency_key: Option<Box<str>>,
 }
 
+/// A piece of durable state (consumer groups, webhook endpoints) written in the same
+/// transaction as an append. `value: None` deletes the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The key, namespaced by its owner (`group/…`, `webhook/…`).
+    pub key: String,
+    /// The new value, or `None` to delete.
+    pub value: Option<Bytes>,
+}
+
 /// The outcome of appending one message.
 #[derive(Debug, Clone)]
 pub enum Appended {
@@ -136,13 +146,22 @@ pub trait LogStore: Send + Sync + std::fmt::Debug + 'static {
     fn epoch(&self) -> Epoch;
     /// The last committed position (0 when the log is empty).
     fn tail(&self) -> u64;
-    /// Appends messages atomically, in order; answers after they are durable.
-    fn append(&self, items: Vec<Append>) -> BoxFuture<'static, Result<Vec<Appended>, StoreError>>;
+    /// Appends messages and writes records atomically, in order; answers after they are
+    /// durable.
+    fn append(
+        &self,
+        items: Vec<Append>,
+        records: Vec<Record>,
+    ) -> BoxFuture<'static, Result<Vec<Appended>, StoreError>>;
+    /// Every record whose key starts with `prefix`, sorted by key.
+    fn records(&self, prefix: &str) -> Result<Vec<(String, Bytes)>, StoreError>;
     /// Reads up to `limit` matching messages with positions greater than `after`.
     fn read(&self, filter: &Filter, after: u64, limit: usize) -> Result<ReadBatch, StoreError>;
     /// The highest position removed from any topic matching `filter` (0 if none): the
     /// filter's `earliest` position, from which nothing matching is missing.
     fn trimmed(&self, filter: &Filter) -> Result<u64, StoreError>;
+    /// How many retained messages of `topic` lie after position `after`.
+    fn count_after(&self, topic: &TopicName, after: u64) -> Result<u64, StoreError>;
     /// Every live topic, sorted by name.
     fn topics(&self) -> Result<Vec<TopicInfo>, StoreError>;
     /// One live topic.

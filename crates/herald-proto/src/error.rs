@@ -41,6 +41,16 @@ pub enum ErrorCode {
     Forbidden,
     /// The topic does not exist.
     TopicNotFound,
+    /// The consumer group does not exist.
+    GroupNotFound,
+    /// The job does not exist.
+    JobNotFound,
+    /// The receipt does not name a current delivery.
+    UnknownReceipt,
+    /// The receipt's lease expired; the message is redelivered under a new receipt.
+    LeaseExpired,
+    /// The request conflicts with the current state.
+    Conflict,
     /// The route does not exist.
     NotFound,
     /// The method is not allowed on this route.
@@ -75,6 +85,11 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::TopicNotFound => "topic_not_found",
+            ErrorCode::GroupNotFound => "group_not_found",
+            ErrorCode::JobNotFound => "job_not_found",
+            ErrorCode::UnknownReceipt => "unknown_receipt",
+            ErrorCode::LeaseExpired => "lease_expired",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::ShuttingDown => "shutting_down",
@@ -104,6 +119,11 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "Unauthorized",
             ErrorCode::Forbidden => "Forbidden",
             ErrorCode::TopicNotFound => "Topic not found",
+            ErrorCode::GroupNotFound => "Consumer group not found",
+            ErrorCode::JobNotFound => "Job not found",
+            ErrorCode::UnknownReceipt => "Unknown receipt",
+            ErrorCode::LeaseExpired => "Lease expired",
+            ErrorCode::Conflict => "Conflict",
             ErrorCode::NotFound => "Not found",
             ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::ShuttingDown => "Shutting down",

@@ -87,6 +87,42 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         idempotency_key: Option<String>,
     },
+    /// Join a consumer group with up to `prefetch` unsettled deliveries: answered with
+    /// `consuming`, then `delivery` frames.
+    Consume {
+        /// Echoed in the answer.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// Most unsettled deliveries at a time (default 10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefetch: Option<usize>,
+    },
+    /// Acknowledge deliveries (receipts from `delivery` frames of this connection).
+    Ack {
+        /// Echoed in the answer (`acked`); without it only refusals are reported.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        /// Receipts.
+        receipts: Vec<String>,
+    },
+    /// Return deliveries for redelivery after `delay` seconds.
+    Nack {
+        /// Echoed in the answer (`nacked`).
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        /// Receipts.
+        receipts: Vec<String>,
+        /// Seconds before redelivery.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delay: Option<f64>,
+        /// Why processing failed (kept as the last error).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// Liveness check: answered with `pong`.
     Ping {
         /// Echoed in the answer.
@@ -132,6 +168,34 @@ pub enum ServerFrame {
         /// RFC 3339 commit time.
         time: String,
     },
+    /// A consumer joined its group.
+    Consuming {
+        /// The client's `ref`.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        /// The id used in `delivery` frames.
+        sub: String,
+    },
+    /// Receipts were acknowledged.
+    Acked {
+        /// The client's `ref`.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        /// How many took effect.
+        settled: usize,
+        /// Those that did not, with why.
+        refused: Vec<Refused>,
+    },
+    /// Receipts were returned for redelivery.
+    Nacked {
+        /// The client's `ref`.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        /// How many took effect.
+        settled: usize,
+        /// Those that did not, with why.
+        refused: Vec<Refused>,
+    },
     /// Answer to `ping`.
     Pong {
         /// The client's `ref`.
@@ -165,6 +229,17 @@ pub enum ServerFrame {
         /// Subscription id → last delivered position.
         cursors: BTreeMap<String, String>,
     },
+}
+
+/// A receipt that could not be settled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refused {
+    /// The receipt.
+    pub receipt: String,
+    /// Why (`lease_expired`, `unknown_receipt`).
+    pub code: ErrorCode,
+    /// Details.
+    pub message: String,
 }
 
 /// Renders a close reason with as many `sub=cursor` pairs as fit in the 123 bytes a

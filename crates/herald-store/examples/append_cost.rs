@@ -39,7 +39,7 @@ async fn main() {
         let t0 = Instant::now();
         for _ in 0..commits {
             let items = (0..batch).map(|_| text("bench.t", &body)).collect();
-            store.append(items).await.expect("append");
+            store.append(items, Vec::new()).await.expect("append");
         }
         let wall = t0.elapsed();
         let cpu = thread_cpu() - cpu0;

@@ -216,6 +216,14 @@ impl<'a> Iterator for ChunkIter<'a> {
     }
 }
 
+/// How many messages a chunk holds (from its header).
+pub(crate) fn chunk_len(chunk: &[u8]) -> u64 {
+    match chunk {
+        [CHUNK_V2, lo, hi, ..] => u16::from_le_bytes([*lo, *hi]) as u64,
+        _ => 0,
+    }
+}
+
 /// The last position in a chunk.
 pub(crate) fn chunk_last(chunk: &[u8]) -> Option<u64> {
     chunk_entries(chunk).last().map(|(seq, _)| seq)

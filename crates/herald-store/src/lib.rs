@@ -12,11 +12,12 @@ mod read;
 mod tables;
 mod writer;
 
+use bytes::Bytes;
 use codec::TopicRecord;
 use futures_util::future::{BoxFuture, FutureExt};
 use herald_core::{
-    Append, Appended, Epoch, Filter, LogStore, ReadBatch, Retention, StoreContext, StoreError,
-    TopicInfo, TopicName,
+    Append, Appended, Epoch, Filter, LogStore, ReadBatch, Record, Retention, StoreContext,
+    StoreError, TopicInfo, TopicName,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -190,8 +191,31 @@ impl LogStore for RedbStore {
         self.shared.tail.load(Ordering::Acquire)
     }
 
-    fn append(&self, items: Vec<Append>) -> BoxFuture<'static, Result<Vec<Appended>, StoreError>> {
-        self.call(|reply| Request::Append { items, reply })
+    fn append(
+        &self,
+        items: Vec<Append>,
+        records: Vec<Record>,
+    ) -> BoxFuture<'static, Result<Vec<Appended>, StoreError>> {
+        self.call(|reply| Request::Append {
+            items,
+            records,
+            reply,
+        })
+    }
+
+    fn records(&self, prefix: &str) -> Result<Vec<(String, Bytes)>, StoreError> {
+        use redb::ReadableDatabase;
+        let txn = self.shared.db.begin_read().map_err(io)?;
+        let table = txn.open_table(tables::RECORDS).map_err(io)?;
+        let mut out = Vec::new();
+        for row in table.range(prefix..).map_err(io)? {
+            let (k, v) = row.map_err(io)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_owned(), Bytes::copy_from_slice(v.value())));
+        }
+        Ok(out)
     }
 
     fn read(&self, filter: &Filter, after: u64, limit: usize) -> Result<ReadBatch, StoreError> {
@@ -216,6 +240,10 @@ impl LogStore for RedbStore {
                 .max()
                 .unwrap_or(0),
         })
+    }
+
+    fn count_after(&self, topic: &TopicName, after: u64) -> Result<u64, StoreError> {
+        read::count_after(&self.shared, topic, after)
     }
 
     fn topics(&self) -> Result<Vec<TopicInfo>, StoreError> {

@@ -1,7 +1,7 @@
 //! The read path: snapshot reads of each matching topic's range, merged into log order.
 //! Topics with nothing after the cursor (known from the directory) are not touched.
 
-use crate::codec::{decode_message, entry_at};
+use crate::codec::{chunk_entries, chunk_len, decode_message, entry_at};
 use crate::tables::MESSAGES;
 use crate::{Shared, io};
 use herald_core::{Cursor, Filter, Message, ReadBatch, StoreError, TopicName};
@@ -166,4 +166,40 @@ impl Source {
         let bytes = self.chunk.as_ref()?.value();
         decode_message(id, topic.clone(), bytes.get(start..end)?)
     }
+}
+
+/// How many retained messages of `topic` lie after `after`: whole chunks are counted from
+/// their headers, only the chunk holding `after + 1` is walked.
+pub(crate) fn count_after(
+    shared: &Shared,
+    topic: &TopicName,
+    after: u64,
+) -> Result<u64, StoreError> {
+    let txn = shared.db.begin_read().map_err(io)?;
+    let (id, from) = {
+        let dir = shared.dir();
+        let Some(&id) = dir.by_name.get(topic) else {
+            return Ok(0);
+        };
+        let trimmed = dir.topics.get(&id).map_or(0, |r| r.trimmed);
+        (id, after.max(trimmed))
+    };
+    let messages = txn.open_table(MESSAGES).map_err(io)?;
+    let next = from.saturating_add(1);
+    let mut count = 0;
+    if let Some(row) = messages
+        .range((id, 0)..=(id, from))
+        .map_err(io)?
+        .next_back()
+    {
+        let (_, v) = row.map_err(io)?;
+        count += chunk_entries(v.value())
+            .filter(|(seq, _)| *seq > from)
+            .count() as u64;
+    }
+    for row in messages.range((id, next)..=(id, u64::MAX)).map_err(io)? {
+        let (_, v) = row.map_err(io)?;
+        count += chunk_len(v.value());
+    }
+    Ok(count)
 }

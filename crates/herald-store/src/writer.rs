@@ -4,11 +4,11 @@ use crate::codec::{
     ChunkBuilder, TopicRecord, chunk_entries, chunk_last, encode_message, message_data_len,
     message_time,
 };
-use crate::tables::{DEDUP, DEDUP_EXP, MESSAGES, META, TOPICS};
+use crate::tables::{DEDUP, DEDUP_EXP, MESSAGES, META, RECORDS, TOPICS};
 use crate::{Directory, RedbOptions, Shared, SyncMode, io};
 use herald_core::{
-    Append, Appended, Cursor, Epoch, Message, Retention, StoreContext, StoreError, TopicInfo,
-    TopicName,
+    Append, Appended, Cursor, Epoch, Message, Record, Retention, StoreContext, StoreError,
+    TopicInfo, TopicName,
 };
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use std::collections::{BTreeSet, HashMap};
@@ -29,6 +29,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 pub(crate) enum Request {
     Append {
         items: Vec<Append>,
+        records: Vec<Record>,
         reply: Reply<Vec<Appended>>,
     },
     SetRetention {
@@ -103,6 +104,7 @@ impl State {
             let messages = txn.open_table(MESSAGES).map_err(io)?;
             txn.open_table(DEDUP).map_err(io)?;
             txn.open_table(DEDUP_EXP).map_err(io)?;
+            txn.open_table(RECORDS).map_err(io)?;
             for row in topics.iter().map_err(io)? {
                 let (k, v) = row.map_err(io)?;
                 let id = k.value();
@@ -158,6 +160,7 @@ struct Tables<'t> {
     messages: Table<'t, (u32, u64), &'static [u8]>,
     dedup: Table<'t, (u32, &'static str), (u64, u64)>,
     dedup_exp: Table<'t, (u64, u32, &'static str), ()>,
+    records: Table<'t, &'static str, &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -168,6 +171,7 @@ impl<'t> Tables<'t> {
             messages: txn.open_table(MESSAGES).map_err(io)?,
             dedup: txn.open_table(DEDUP).map_err(io)?,
             dedup_exp: txn.open_table(DEDUP_EXP).map_err(io)?,
+            records: txn.open_table(RECORDS).map_err(io)?,
         })
     }
 }
@@ -322,7 +326,18 @@ impl Writer {
                 let mut batch_keys: HashMap<(u32, Box<str>), (u64, u64)> = HashMap::new();
                 for req in reqs {
                     match req {
-                        Request::Append { items, reply } => {
+                        Request::Append {
+                            items,
+                            records,
+                            reply,
+                        } => {
+                            for r in &records {
+                                match &r.value {
+                                    Some(v) => t.records.insert(r.key.as_str(), &v[..]).map(|_| ()),
+                                    None => t.records.remove(r.key.as_str()).map(|_| ()),
+                                }
+                                .map_err(io)?;
+                            }
                             let mut out = Vec::with_capacity(items.len());
                             for item in items {
                                 out.push(self.append_one(

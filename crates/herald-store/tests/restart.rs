@@ -44,9 +44,12 @@ async fn log_epoch_topics_and_keys_survive_reopen() {
     let clock = ManualClock::new(1_000_000);
     let s = open(dir.path(), clock.clone());
     let epoch = s.epoch();
-    s.append(vec![keyed("a", "1", "k"), text("b", "2"), text("a", "3")])
-        .await
-        .expect("append");
+    s.append(
+        vec![keyed("a", "1", "k"), text("b", "2"), text("a", "3")],
+        Vec::new(),
+    )
+    .await
+    .expect("append");
     s.set_retention(
         &topic("c"),
         Retention {
@@ -58,7 +61,7 @@ async fn log_epoch_topics_and_keys_survive_reopen() {
     .expect("retention");
     s.close().await.expect("close");
     assert!(
-        s.append(vec![text("a", "x")]).await.is_err(),
+        s.append(vec![text("a", "x")], Vec::new()).await.is_err(),
         "closed store refuses writes"
     );
     drop(s);
@@ -71,7 +74,7 @@ async fn log_epoch_topics_and_keys_survive_reopen() {
     let c = s.topic(&topic("c")).expect("topic").expect("exists");
     assert_eq!(c.retention.max_messages, Some(7));
     let again = s
-        .append(vec![keyed("a", "dup", "k"), text("a", "4")])
+        .append(vec![keyed("a", "dup", "k"), text("a", "4")], Vec::new())
         .await
         .expect("append");
     assert!(
@@ -84,7 +87,10 @@ async fn log_epoch_topics_and_keys_survive_reopen() {
     }
     clock.advance(Duration::from_secs(121));
     s.maintain().await.expect("maintain");
-    let later = s.append(vec![keyed("a", "5", "k")]).await.expect("append");
+    let later = s
+        .append(vec![keyed("a", "5", "k")], Vec::new())
+        .await
+        .expect("append");
     assert!(
         matches!(later[0], Appended::New(_)),
         "expired key no longer dedupes"
@@ -98,8 +104,10 @@ async fn deleted_topic_stays_deleted_and_positions_never_repeat() {
     let clock = ManualClock::new(1_000_000);
     let s = open(dir.path(), clock.clone());
     let items = (0..10_000).map(|i| text("big", &i.to_string())).collect();
-    s.append(items).await.expect("append");
-    s.append(vec![text("small", "s")]).await.expect("append");
+    s.append(items, Vec::new()).await.expect("append");
+    s.append(vec![text("small", "s")], Vec::new())
+        .await
+        .expect("append");
     assert!(s.delete_topic(&topic("big")).await.expect("delete"));
     assert!(
         bodies(&s, "big").is_empty(),
@@ -121,7 +129,9 @@ async fn deleted_topic_stays_deleted_and_positions_never_repeat() {
         "the tail survives even when the newest messages are deleted"
     );
     s.maintain().await.expect("maintain purges the rest");
-    s.append(vec![text("big", "new")]).await.expect("append");
+    s.append(vec![text("big", "new")], Vec::new())
+        .await
+        .expect("append");
     assert_eq!(bodies(&s, "big"), vec!["new"]);
     assert_eq!(bodies(&s, ">"), vec!["s", "new"]);
     s.close().await.expect("close");
@@ -152,15 +162,20 @@ async fn statistics_written_lazily_are_repaired_after_a_crash() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = ManualClock::new(1_000_000);
     let s = open(dir.path(), clock.clone());
-    s.append((0..10).map(|i| text("st", &i.to_string())).collect())
-        .await
-        .expect("append");
+    s.append(
+        (0..10).map(|i| text("st", &i.to_string())).collect(),
+        Vec::new(),
+    )
+    .await
+    .expect("append");
     for i in 10..15 {
-        s.append(vec![text("st", &format!("{i:>3}"))])
+        s.append(vec![text("st", &format!("{i:>3}"))], Vec::new())
             .await
             .expect("append");
     }
-    s.append(vec![text("other", "x")]).await.expect("append");
+    s.append(vec![text("other", "x")], Vec::new())
+        .await
+        .expect("append");
     let before = s.topic(&topic("st")).expect("topic").expect("exists");
     assert_eq!(
         (before.count, before.last, before.bytes),

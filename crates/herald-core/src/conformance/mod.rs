@@ -14,7 +14,7 @@ pub use subscribe::run_subscriptions;
 
 use crate::clock::ManualClock;
 use crate::message::Message;
-use crate::store::{Append, Appended, CommitSink, LogStore, Retention, StoreContext};
+use crate::store::{Append, Appended, CommitSink, LogStore, Record, Retention, StoreContext};
 use crate::topic::{Filter, Pattern, TopicName};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
@@ -107,7 +107,7 @@ fn new_seq(a: &Appended) -> u64 {
 }
 
 async fn append(store: &Arc<dyn LogStore>, items: Vec<Append>) -> Vec<Appended> {
-    store.append(items).await.expect("append")
+    store.append(items, Vec::new()).await.expect("append")
 }
 
 fn bodies(store: &Arc<dyn LogStore>, f: &Filter, after: u64, limit: usize) -> Vec<String> {
@@ -134,6 +134,8 @@ pub async fn run_all(factory: impl Factory) {
     set_retention_creates_and_trims(&factory).await;
     concurrent_appends_commit_in_order(&factory).await;
     message_fields_round_trip(&factory).await;
+    records_are_written_with_appends(&factory).await;
+    count_after_counts_one_topic(&factory).await;
 }
 
 /// Positions grow by one per message across topics; the sink sees each once, in order.
@@ -412,7 +414,7 @@ pub async fn concurrent_appends_commit_in_order(factory: &impl Factory) {
             let mut seqs = Vec::new();
             for i in 0..50 {
                 let a = s
-                    .append(vec![text(&format!("w{w}"), &i.to_string())])
+                    .append(vec![text(&format!("w{w}"), &i.to_string())], Vec::new())
                     .await
                     .expect("append");
                 seqs.push(new_seq(&a[0]));
@@ -460,4 +462,69 @@ pub async fn message_fields_round_trip(factory: &impl Factory) {
     assert_eq!(m.headers.len(), 2);
     assert_eq!(&*m.headers[1].1, "two");
     assert_eq!(&m.data[..], &[0, 1, 2, 255]);
+}
+
+/// Records are written atomically with appends, listed by prefix, and deletable.
+pub async fn records_are_written_with_appends(factory: &impl Factory) {
+    let r = rig(factory, Retention::default());
+    let s = &r.store;
+    let rec = |k: &str, v: Option<&str>| Record {
+        key: k.to_owned(),
+        value: v.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+    };
+    s.append(
+        vec![text("t", "1")],
+        vec![
+            rec("group/a", Some("1")),
+            rec("group/b", Some("2")),
+            rec("hook/x", Some("3")),
+        ],
+    )
+    .await
+    .expect("append");
+    s.append(
+        Vec::new(),
+        vec![rec("group/a", Some("10")), rec("group/b", None)],
+    )
+    .await
+    .expect("records only");
+    let got = s.records("group/").expect("records");
+    assert_eq!(got, vec![("group/a".to_owned(), Bytes::from_static(b"10"))]);
+    assert_eq!(s.records("hook/").expect("records").len(), 1);
+    assert!(s.records("zzz").expect("records").is_empty());
+    assert_eq!(s.tail(), 1, "a records-only append adds no message");
+}
+
+/// `count_after` counts retained messages of one topic after a position.
+pub async fn count_after_counts_one_topic(factory: &impl Factory) {
+    let r = rig(factory, Retention::default());
+    let s = &r.store;
+    append(
+        s,
+        (0..10)
+            .map(|i| text(if i % 2 == 0 { "c.a" } else { "c.b" }, "x"))
+            .collect(),
+    )
+    .await;
+    append(s, vec![text("c.a", "y"), text("c.a", "z")]).await;
+    let a = topic("c.a");
+    assert_eq!(s.count_after(&a, 0).expect("count"), 7);
+    assert_eq!(
+        s.count_after(&a, 4).expect("count"),
+        5,
+        "positions 5, 7, 9, 11, 12"
+    );
+    assert_eq!(s.count_after(&a, 11).expect("count"), 1);
+    assert_eq!(s.count_after(&a, 12).expect("count"), 0);
+    assert_eq!(s.count_after(&topic("none"), 0).expect("count"), 0);
+    s.set_retention(
+        &a,
+        Retention {
+            max_messages: Some(3),
+            ..Retention::default()
+        },
+    )
+    .await
+    .expect("retention");
+    assert_eq!(s.count_after(&a, 0).expect("count"), 3);
 }

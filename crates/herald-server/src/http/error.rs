@@ -51,7 +51,12 @@ pub fn status(code: ErrorCode) -> StatusCode {
         ErrorCode::LimitReached => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::TopicNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::TopicNotFound
+        | ErrorCode::NotFound
+        | ErrorCode::GroupNotFound
+        | ErrorCode::JobNotFound
+        | ErrorCode::UnknownReceipt => StatusCode::NOT_FOUND,
+        ErrorCode::LeaseExpired | ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

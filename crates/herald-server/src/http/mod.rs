@@ -2,6 +2,7 @@
 //! the answer; rules live in the core.
 
 mod error;
+mod groups;
 mod health;
 mod publish;
 mod query;
@@ -16,7 +17,7 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{get, post};
 use herald_core::Principal;
 use herald_proto::ErrorCode;
 
@@ -61,6 +62,24 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/topics/{topic}/events", get(sse::topic_events))
         .route("/v1/events", get(sse::pattern_events))
+        .route(
+            "/v1/topics/{topic}/groups/{group}",
+            get(groups::stats).put(groups::configure),
+        )
+        .route(
+            "/v1/topics/{topic}/groups/{group}/claim",
+            post(groups::claim),
+        )
+        .route("/v1/topics/{topic}/groups/{group}/ack", post(groups::ack))
+        .route("/v1/topics/{topic}/groups/{group}/nack", post(groups::nack))
+        .route(
+            "/v1/topics/{topic}/groups/{group}/extend",
+            post(groups::extend),
+        )
+        .route(
+            "/v1/topics/{topic}/groups/{group}/redrive",
+            post(groups::redrive),
+        )
         .route("/v1/ws", get(ws::connect))
         .route("/v1/topics/{topic}/ws", get(ws::receive))
         .fallback(not_found)

@@ -3,6 +3,7 @@
 mod durability;
 mod errors;
 mod fallback;
+mod groups;
 mod lean;
 mod long_poll;
 mod publish_read;

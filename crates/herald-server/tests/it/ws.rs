@@ -7,10 +7,10 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-type Ws =
+pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(s: &TestServer, path: &str, headers: &[(&str, &str)]) -> Result<Ws, WsError> {
+pub async fn connect(s: &TestServer, path: &str, headers: &[(&str, &str)]) -> Result<Ws, WsError> {
     let mut req = format!("ws://{}{path}", s.addr())
         .into_client_request()
         .expect("request");
@@ -23,14 +23,14 @@ async fn connect(s: &TestServer, path: &str, headers: &[(&str, &str)]) -> Result
         .map(|(ws, _)| ws)
 }
 
-async fn send(ws: &mut Ws, v: Value) {
+pub async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::Text(v.to_string().into()))
         .await
         .expect("send");
 }
 
 /// The next JSON text frame (skipping pings).
-async fn recv(ws: &mut Ws) -> Value {
+pub async fn recv(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await

@@ -114,6 +114,44 @@ impl Codec {
         }
     }
 
+    /// `{"op":"delivery","sub":…,"receipt":"<sub>:<receipt>","attempt":n,"message":…}`.
+    pub(crate) fn delivery(self, sub: &str, d: &herald_core::Delivery) -> WsMessage {
+        let receipt = format!("{sub}:{}", d.receipt);
+        match self {
+            Codec::Json => {
+                let env = d.message.envelope();
+                let mut out = String::with_capacity(env.len() + receipt.len() + 80);
+                out.push_str("{\"op\":\"delivery\",\"sub\":\"");
+                // Subscription ids and receipts are alphanumeric: nothing to escape.
+                out.push_str(sub);
+                out.push_str("\",\"receipt\":\"");
+                out.push_str(&receipt);
+                out.push_str("\",\"attempt\":");
+                out.push_str(&d.attempt.to_string());
+                out.push_str(",\"message\":");
+                out.push_str(env);
+                out.push('}');
+                WsMessage::Text(out.into())
+            }
+            Codec::Msgpack => {
+                let env = d.message.envelope_msgpack();
+                let mut out = Vec::with_capacity(env.len() + receipt.len() + 64);
+                let _ = rmp::encode::write_map_len(&mut out, 5);
+                let _ = rmp::encode::write_str(&mut out, "op");
+                let _ = rmp::encode::write_str(&mut out, "delivery");
+                let _ = rmp::encode::write_str(&mut out, "sub");
+                let _ = rmp::encode::write_str(&mut out, sub);
+                let _ = rmp::encode::write_str(&mut out, "receipt");
+                let _ = rmp::encode::write_str(&mut out, &receipt);
+                let _ = rmp::encode::write_str(&mut out, "attempt");
+                let _ = rmp::encode::write_uint(&mut out, u64::from(d.attempt));
+                let _ = rmp::encode::write_str(&mut out, "message");
+                out.extend_from_slice(env);
+                WsMessage::Binary(out.into())
+            }
+        }
+    }
+
     /// A bare envelope (the receive-only route).
     pub(crate) fn envelope(self, m: &Message) -> WsMessage {
         match self {

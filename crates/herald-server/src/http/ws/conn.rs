@@ -1,10 +1,11 @@
-//! One WebSocket connection: decodes frames into hub calls, delivers subscriptions.
+//! One WebSocket connection: the read/deliver/write loop.
 //!
-//! The connection pulls from its subscriptions only when it is ready to write, so a peer
-//! that stops reading stops the pulling: its subscriptions' bounded buffers overflow and
-//! fall back to storage (no memory grows), and once a write stays blocked for the send
-//! timeout the connection is closed as a slow consumer with every cursor. All frames that
-//! are ready are written together and flushed once.
+//! The connection pulls from its feeds (subscriptions and group consumers) only when it
+//! is ready to write, so a peer that stops reading stops the pulling: subscription
+//! buffers overflow and fall back to storage (no memory grows), consumers stop taking
+//! leases, and once a write stays blocked for the send timeout the connection is closed
+//! as a slow consumer with every cursor. All frames that are ready are written together
+//! and flushed once.
 
 use super::codec::Codec;
 use crate::state::AppState;
@@ -12,16 +13,11 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use herald_core::{
-    CloseReason, Filter, HubError, Principal, Publish, Start, SubEvent, Subscription,
-    payload_from_json,
-};
+use herald_core::{CloseReason, Consumer, Delivery, HubError, Principal, SubEvent, Subscription};
+use herald_proto::Reset;
 use herald_proto::ws::{
-    CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, ClientFrame, ServerFrame,
-    close_reason,
+    CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, ServerFrame, close_reason,
 };
-use herald_proto::{ErrorCode, Reset};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::task::Poll;
@@ -39,21 +35,42 @@ pub(crate) enum Mode {
     ReceiveOnly,
 }
 
+/// What a connection follows: a subscription or a group consumer.
+pub(crate) enum Feed {
+    Sub(Subscription),
+    Consumer(Consumer),
+}
+
+pub(crate) enum FeedEvent {
+    Sub(SubEvent),
+    Deliveries(Result<Vec<Delivery>, HubError>),
+}
+
+impl Feed {
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<FeedEvent>> {
+        match self {
+            Feed::Sub(s) => s.poll_next_unpin(cx).map(|e| e.map(FeedEvent::Sub)),
+            Feed::Consumer(c) => c.poll_next_unpin(cx).map(|e| e.map(FeedEvent::Deliveries)),
+        }
+    }
+}
+
+/// Operations in flight on one connection (publishes, acks); answered in completion
+/// order.
+pub(crate) type Ops = FuturesUnordered<BoxFuture<'static, Option<ServerFrame>>>;
+
 pub(crate) struct Conn {
-    st: AppState,
-    caller: Principal,
-    codec: Codec,
-    mode: Mode,
-    subs: Vec<(String, Subscription)>,
-    next_sub: u64,
-    /// Where the next poll of the subscriptions starts (round robin, so a busy one
-    /// cannot starve the others).
+    pub(super) st: AppState,
+    pub(super) caller: Principal,
+    pub(super) codec: Codec,
+    pub(super) mode: Mode,
+    pub(super) feeds: Vec<(String, Feed)>,
+    next_id: u64,
+    /// Where the next poll of the feeds starts (round robin, so a busy one cannot starve
+    /// the others).
     rr: usize,
     last_seen: Instant,
 }
-
-/// Publishes in flight on one connection; answered in completion order.
-type Ops = FuturesUnordered<BoxFuture<'static, ServerFrame>>;
 
 /// Why the loop stopped.
 enum End {
@@ -70,8 +87,8 @@ impl Conn {
             caller,
             codec,
             mode,
-            subs: Vec::new(),
-            next_sub: 1,
+            feeds: Vec::new(),
+            next_id: 1,
             rr: 0,
             last_seen: Instant::now(),
         }
@@ -79,14 +96,14 @@ impl Conn {
 
     /// Adds a subscription started before the upgrade (the receive-only route).
     pub(crate) fn with_subscription(mut self, sub: Subscription) -> Conn {
-        self.add(sub);
+        self.add(Feed::Sub(sub));
         self
     }
 
-    fn add(&mut self, sub: Subscription) -> String {
-        let id = format!("s{}", self.next_sub);
-        self.next_sub += 1;
-        self.subs.push((id.clone(), sub));
+    pub(super) fn add(&mut self, feed: Feed) -> String {
+        let id = format!("s{}", self.next_id);
+        self.next_id += 1;
+        self.feeds.push((id.clone(), feed));
         id
     }
 
@@ -107,7 +124,7 @@ impl Conn {
                 _ = &mut shutdown => break End::Close(CLOSE_GOING_AWAY, "shutting_down"),
                 incoming = ws.next() => match incoming {
                     None => break End::Gone,
-                    Some(Err(e)) => break self.read_error(e),
+                    Some(Err(e)) => break read_error(e),
                     Some(Ok(msg)) => {
                         self.last_seen = Instant::now();
                         if matches!(msg, WsMessage::Close(_)) {
@@ -115,20 +132,20 @@ impl Conn {
                         }
                         self.handle(&msg, &mut out, &mut ops);
                         if ops.len() >= cfg.max_inflight {
-                            // Back-pressure: no more reads until one publish finishes.
-                            if let Some(f) = ops.next().await {
+                            // Back-pressure: no more reads until one operation finishes.
+                            if let Some(Some(f)) = ops.next().await {
                                 out.push(self.codec.frame(&f));
                             }
                         }
                     }
                 },
                 Some(frame) = ops.next(), if !ops.is_empty() => {
-                    out.push(self.codec.frame(&frame));
+                    out.extend(frame.map(|f| self.codec.frame(&f)));
                     while let Some(Some(frame)) = ops.next().now_or_never() {
-                        out.push(self.codec.frame(&frame));
+                        out.extend(frame.map(|f| self.codec.frame(&f)));
                     }
                 }
-                ev = poll_fn(|cx| poll_subs(&mut self.subs, self.rr, cx)) => {
+                ev = poll_fn(|cx| poll_feeds(&mut self.feeds, self.rr, cx)) => {
                     if let Some(end) = self.deliver(ev, &mut out) {
                         break end;
                     }
@@ -160,33 +177,23 @@ impl Conn {
         }
     }
 
-    fn read_error(&self, e: axum::Error) -> End {
-        use tokio_tungstenite::tungstenite::Error as WsError;
-        match e.into_inner().downcast::<WsError>() {
-            Ok(e) if matches!(*e, WsError::Capacity(_)) => {
-                End::Close(CLOSE_TOO_BIG, "frame_too_large")
-            }
-            _ => End::Gone,
-        }
-    }
-
-    /// Turns ready subscription events into frames (gathering every other event already
+    /// Turns ready feed events into frames (gathering every other event already
     /// available); `Some` when the connection must close.
     fn deliver(
         &mut self,
-        first: (usize, Option<SubEvent>),
+        first: (usize, Option<FeedEvent>),
         out: &mut Vec<WsMessage>,
     ) -> Option<End> {
         let mut bytes = 0;
         let mut next = Some(first);
         while let Some((i, ev)) = next.take() {
             self.rr = i + 1;
+            let id = &self.feeds[i].0;
             match ev {
                 None => {
-                    self.subs.remove(i);
+                    self.feeds.remove(i);
                 }
-                Some(SubEvent::Messages(ms)) => {
-                    let id = &self.subs[i].0;
+                Some(FeedEvent::Sub(SubEvent::Messages(ms))) => {
                     for m in &ms {
                         let frame = match self.mode {
                             Mode::Full => self.codec.message(id, m),
@@ -196,7 +203,22 @@ impl Conn {
                         out.push(frame);
                     }
                 }
-                Some(SubEvent::Reset(info)) => {
+                Some(FeedEvent::Deliveries(Ok(ds))) => {
+                    for d in &ds {
+                        let frame = self.codec.delivery(id, d);
+                        bytes += frame_len(&frame);
+                        out.push(frame);
+                    }
+                }
+                Some(FeedEvent::Deliveries(Err(e))) => {
+                    out.push(self.codec.frame(&ServerFrame::Error {
+                        reference: None,
+                        code: e.code(),
+                        message: format!("consumer {id} stopped: {e}"),
+                    }));
+                    self.feeds.remove(i);
+                }
+                Some(FeedEvent::Sub(SubEvent::Reset(info))) => {
                     let reset = Reset {
                         reason: info.reason,
                         earliest: info.earliest.to_string(),
@@ -204,7 +226,7 @@ impl Conn {
                     };
                     let frame = match self.mode {
                         Mode::Full => self.codec.frame(&ServerFrame::Reset {
-                            sub: self.subs[i].0.clone(),
+                            sub: id.clone(),
                             reset,
                         }),
                         Mode::ReceiveOnly => {
@@ -213,7 +235,7 @@ impl Conn {
                     };
                     out.push(frame);
                 }
-                Some(SubEvent::Closed { reason, .. }) => {
+                Some(FeedEvent::Sub(SubEvent::Closed { reason, .. })) => {
                     return Some(match reason {
                         CloseReason::ShuttingDown => End::Close(CLOSE_GOING_AWAY, "shutting_down"),
                         CloseReason::SlowConsumer => {
@@ -226,7 +248,7 @@ impl Conn {
             if bytes < MAX_BATCH_BYTES {
                 let waker = futures_util::task::noop_waker();
                 let mut cx = std::task::Context::from_waker(&waker);
-                if let Poll::Ready(ev) = poll_subs(&mut self.subs, self.rr, &mut cx) {
+                if let Poll::Ready(ev) = poll_feeds(&mut self.feeds, self.rr, &mut cx) {
                     next = Some(ev);
                 }
             }
@@ -234,141 +256,17 @@ impl Conn {
         None
     }
 
-    /// Handles one client frame, queueing answers in `out`.
-    fn handle(&mut self, msg: &WsMessage, out: &mut Vec<WsMessage>, ops: &mut Ops) {
-        let frame = match self.codec.decode(msg) {
-            Ok(Some(f)) => f,
-            Ok(None) => return,
-            Err(e) if self.mode == Mode::Full => {
-                out.push(self.codec.frame(&ServerFrame::Error {
-                    reference: e.reference,
-                    code: e.code,
-                    message: e.message,
-                }));
-                return;
-            }
-            Err(_) => return,
-        };
-        if self.mode == Mode::ReceiveOnly {
-            return;
-        }
-        let answer = match frame {
-            ClientFrame::Ping { reference } => ServerFrame::Pong { reference },
-            ClientFrame::Subscribe {
-                reference,
-                topic,
-                after,
-            } => self.subscribe(reference, topic.to_vec(), after),
-            ClientFrame::Unsubscribe { reference, sub } => {
-                match self.subs.iter().position(|(id, _)| *id == sub) {
-                    Some(i) => {
-                        let (sub, s) = self.subs.remove(i);
-                        ServerFrame::Unsubscribed {
-                            reference,
-                            sub,
-                            cursor: s.cursor().to_string(),
-                        }
-                    }
-                    None => error(
-                        reference,
-                        ErrorCode::NotFound,
-                        format!("no subscription {sub:?} on this connection"),
-                    ),
-                }
-            }
-            ClientFrame::Publish {
-                reference,
-                topic,
-                data,
-                event,
-                content_type,
-                encoding,
-                idempotency_key,
-            } => {
-                let publish = HubError::topic(&topic).and_then(|t| {
-                    let (ct, bytes) =
-                        payload_from_json(&data.to_string(), content_type, encoding.as_deref())?;
-                    Ok(Publish {
-                        topic: Some(t),
-                        event,
-                        content_type: Some(ct),
-                        headers: Vec::new(),
-                        data: bytes,
-                        idempotency_key,
-                    })
-                });
-                match publish {
-                    Err(e) => hub_error(reference, e),
-                    Ok(p) => {
-                        let hub = self.st.hub.clone();
-                        let caller = self.caller.clone();
-                        ops.push(
-                            async move {
-                                match hub.publish(&caller, p).await {
-                                    Ok(p) => ServerFrame::Published {
-                                        reference,
-                                        id: p.id.to_string(),
-                                        topic: p.topic.to_string(),
-                                        time: herald_core::clock::rfc3339_ms(p.time_ms),
-                                    },
-                                    Err(e) => hub_error(reference, e),
-                                }
-                            }
-                            .boxed(),
-                        );
-                        return;
-                    }
-                }
-            }
-        };
-        out.push(self.codec.frame(&answer));
-    }
-
-    fn subscribe(
-        &mut self,
-        reference: Option<Value>,
-        topics: Vec<String>,
-        after: Option<String>,
-    ) -> ServerFrame {
-        let max = self.st.config.websocket.max_subscriptions;
-        if self.subs.len() >= max {
-            return error(
-                reference,
-                ErrorCode::LimitReached,
-                format!("at most {max} subscriptions per connection"),
-            );
-        }
-        let sub = (|| {
-            let patterns = topics
-                .iter()
-                .map(|t| HubError::pattern(t))
-                .collect::<Result<Vec<_>, _>>()?;
-            let filter = Filter::new(patterns)?;
-            let start = Start::parse(after.as_deref().unwrap_or("latest"))?;
-            self.st.hub.subscribe(&self.caller, filter, start)
-        })();
-        match sub {
-            Ok(sub) => {
-                let cursor = sub.cursor().to_string();
-                let id = self.add(sub);
-                ServerFrame::Subscribed {
-                    reference,
-                    sub: id,
-                    cursor,
-                }
-            }
-            Err(e) => hub_error(reference, e),
-        }
-    }
-
     /// Sends the cursors (a `closing` frame, then a close frame whose reason carries as
     /// many as fit). A slow peer gets them once it drains what is queued before them; a
     /// dead one is dropped after the send timeout (at least 10 s).
     async fn close(&mut self, ws: &mut WebSocket, code: u16, reason: &'static str) {
         let cursors: BTreeMap<String, String> = self
-            .subs
+            .feeds
             .iter()
-            .map(|(id, s)| (id.clone(), s.cursor().to_string()))
+            .filter_map(|(id, f)| match f {
+                Feed::Sub(s) => Some((id.clone(), s.cursor().to_string())),
+                Feed::Consumer(_) => None,
+            })
             .collect();
         let mut frames = Vec::new();
         if self.mode == Mode::Full {
@@ -387,32 +285,28 @@ impl Conn {
     }
 }
 
-/// Polls every subscription, starting at `from`; ready with the first event found.
-fn poll_subs(
-    subs: &mut [(String, Subscription)],
+fn read_error(e: axum::Error) -> End {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match e.into_inner().downcast::<WsError>() {
+        Ok(e) if matches!(*e, WsError::Capacity(_)) => End::Close(CLOSE_TOO_BIG, "frame_too_large"),
+        _ => End::Gone,
+    }
+}
+
+/// Polls every feed, starting at `from`; ready with the first event found.
+fn poll_feeds(
+    feeds: &mut [(String, Feed)],
     from: usize,
     cx: &mut std::task::Context<'_>,
-) -> Poll<(usize, Option<SubEvent>)> {
-    let n = subs.len();
+) -> Poll<(usize, Option<FeedEvent>)> {
+    let n = feeds.len();
     for k in 0..n {
         let i = (from + k) % n;
-        if let Poll::Ready(ev) = subs[i].1.poll_next_unpin(cx) {
+        if let Poll::Ready(ev) = feeds[i].1.poll(cx) {
             return Poll::Ready((i, ev));
         }
     }
     Poll::Pending
-}
-
-fn error(reference: Option<Value>, code: ErrorCode, message: String) -> ServerFrame {
-    ServerFrame::Error {
-        reference,
-        code,
-        message,
-    }
-}
-
-fn hub_error(reference: Option<Value>, e: HubError) -> ServerFrame {
-    error(reference, e.code(), e.to_string())
 }
 
 fn frame_len(m: &WsMessage) -> usize {

@@ -3,6 +3,7 @@
 
 mod codec;
 mod conn;
+mod ops;
 
 use super::{ApiError, Caller, query::Query, topics::TopicPath};
 use crate::state::AppState;
