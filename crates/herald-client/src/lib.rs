@@ -25,9 +25,12 @@
 
 mod client;
 mod error;
+mod queues;
 mod subscribe;
 
 pub use client::{Client, PublishOptions, ReadOptions};
 pub use error::{Error, ErrorKind};
 pub use herald_proto::{BatchItem, Envelope, Problem, Published, ReadResponse, Reset, ResetReason};
+pub use herald_proto::{Delivery, JobDoc, JobStatus};
+pub use queues::{ClaimOptions, SubmittedJob};
 pub use subscribe::{Event, SubscribeOptions, Subscription, Via};

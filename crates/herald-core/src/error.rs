@@ -38,6 +38,10 @@ pub enum HubError {
     GroupNotFound(String),
     #[error("job {0:?} does not exist")]
     JobNotFound(String),
+    #[error("webhook {0:?} does not exist")]
+    WebhookNotFound(String),
+    #[error("refused destination: {0}")]
+    ForbiddenDestination(String),
     #[error("receipt {0:?} is not a current delivery of this group")]
     UnknownReceipt(String),
     #[error("the lease of receipt {0:?} expired; the message is redelivered with a new receipt")]
@@ -72,6 +76,8 @@ impl HubError {
             HubError::TopicNotFound(_) => ErrorCode::TopicNotFound,
             HubError::GroupNotFound(_) => ErrorCode::GroupNotFound,
             HubError::JobNotFound(_) => ErrorCode::JobNotFound,
+            HubError::WebhookNotFound(_) => ErrorCode::WebhookNotFound,
+            HubError::ForbiddenDestination(_) => ErrorCode::ForbiddenDestination,
             HubError::UnknownReceipt(_) => ErrorCode::UnknownReceipt,
             HubError::LeaseExpired(_) => ErrorCode::LeaseExpired,
             HubError::Conflict(_) => ErrorCode::Conflict,

@@ -133,17 +133,23 @@ impl Fanout {
         }
     }
 
-    /// Listeners, and messages and payload bytes they hold for delivery.
+    /// Listeners of user topics, and messages and payload bytes they hold for delivery.
+    /// The server's own waits on internal (`_`-prefixed) topics are not counted.
     pub(crate) fn totals(&self) -> (usize, usize, usize) {
         let reg = self.read();
         let mut seen = std::collections::HashSet::new();
         let (mut n, mut msgs, mut bytes) = (0, 0, 0);
-        for (id, l) in reg
+        let exact = reg
             .exact
-            .values()
-            .chain(reg.wild.values())
-            .flat_map(|m| m.iter())
-        {
+            .iter()
+            .filter(|(topic, _)| !topic.starts_with('_'))
+            .map(|(_, m)| m);
+        let wild = reg
+            .wild
+            .iter()
+            .filter(|(f, _)| !f.patterns().iter().all(|p| p.as_str().starts_with('_')))
+            .map(|(_, m)| m);
+        for (id, l) in exact.chain(wild).flat_map(|m| m.iter()) {
             if seen.insert(*id) {
                 let (m, b) = l.queued();
                 n += 1;

@@ -5,6 +5,7 @@ use crate::cursor::{Cursor, Epoch, Start};
 use crate::error::HubError;
 use crate::fanout::{Fanout, Waiter};
 use crate::groups::Groups;
+use crate::jobs::{JobLocks, JobObserver};
 use crate::message::{Message, is_json_type};
 use crate::principal::Principal;
 use crate::store::{Append, Appended, LogStore, Retention, StoreContext, StoreError, TopicInfo};
@@ -15,6 +16,9 @@ use herald_proto::ResetReason;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Key prefixes of records outside the core (the core owns `group/` and `meta/`).
+const RECORD_PREFIXES: [&str; 1] = ["webhook/"];
 
 /// Event names herald's SSE door uses for its own signals; messages may not use them.
 pub const RESERVED_EVENTS: [&str; 4] = ["open", "reset", "error", "close"];
@@ -149,7 +153,8 @@ pub(crate) enum Resolved {
 /// Live listeners and their buffered messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiveStats {
-    /// Subscriptions and parked long polls.
+    /// Subscriptions and parked long polls on user topics (the server's own waits on
+    /// internal `_` topics are not counted).
     pub listeners: usize,
     /// Messages buffered for delivery across all subscriptions.
     pub queued_messages: usize,
@@ -179,6 +184,8 @@ struct Inner {
     store: Arc<dyn LogStore>,
     fanout: Arc<Fanout>,
     groups: Groups,
+    job_locks: JobLocks,
+    callback_key: tokio::sync::OnceCell<bytes::Bytes>,
     opts: HubOptions,
     shutdown: CancellationToken,
 }
@@ -203,10 +210,13 @@ impl Hub {
                 store,
                 fanout,
                 groups: Groups::default(),
+                job_locks: JobLocks::default(),
+                callback_key: tokio::sync::OnceCell::new(),
                 opts,
                 shutdown: CancellationToken::new(),
             }),
         };
+        hub.groups().add_observer(Arc::new(JobObserver));
         if let Err(e) = hub.groups().load(&hub) {
             tracing::error!(error = %e, "cannot load consumer groups");
         }
@@ -240,6 +250,14 @@ impl Hub {
         &self.inner.fanout
     }
 
+    pub(crate) fn job_locks(&self) -> &JobLocks {
+        &self.inner.job_locks
+    }
+
+    pub(crate) fn callback_key_cell(&self) -> &tokio::sync::OnceCell<bytes::Bytes> {
+        &self.inner.callback_key
+    }
+
     fn spawn_maintenance(&self) {
         let weak = Arc::downgrade(&self.inner);
         let every = self.inner.opts.maintenance_interval;
@@ -270,6 +288,11 @@ impl Hub {
     /// The settings.
     pub fn options(&self) -> &HubOptions {
         &self.inner.opts
+    }
+
+    /// The `earliest` position of `filter`: from here on nothing matching was removed.
+    pub fn earliest(&self, filter: &Filter) -> Result<Cursor, HubError> {
+        Ok(Cursor::new(self.epoch(), self.inner.store.trimmed(filter)?))
     }
 
     /// The newest position in the log.
@@ -394,6 +417,41 @@ impl Hub {
             .into_iter()
             .map(|r| r.unwrap_or(Err(HubError::Storage(StoreError::Io("no result".into())))))
             .collect())
+    }
+
+    /// Publishes `msgs` and writes `records` in one commit: all or nothing. Any message
+    /// that fails validation fails the whole call. For herald's own bookkeeping (webhook
+    /// endpoints, delivery logs).
+    pub async fn commit(
+        &self,
+        who: &Principal,
+        msgs: Vec<Publish>,
+        records: Vec<crate::Record>,
+    ) -> Result<Vec<Published>, HubError> {
+        if records
+            .iter()
+            .any(|r| !RECORD_PREFIXES.iter().any(|p| r.key.starts_with(p)))
+        {
+            return Err(HubError::InvalidParameter(
+                "records must use a known prefix".into(),
+            ));
+        }
+        let items = msgs
+            .into_iter()
+            .map(|m| self.check_publish(who, m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let topics: Vec<TopicName> = items.iter().map(|i| i.topic.clone()).collect();
+        let appended = self.inner.store.append(items, records).await?;
+        Ok(topics
+            .into_iter()
+            .zip(appended)
+            .map(|(t, a)| self.published(t, a))
+            .collect())
+    }
+
+    /// Stored records under `prefix` (see [`Hub::commit`]).
+    pub fn records(&self, prefix: &str) -> Result<Vec<(String, bytes::Bytes)>, HubError> {
+        Ok(self.inner.store.records(prefix)?)
     }
 
     fn published(&self, topic: TopicName, a: Appended) -> Published {

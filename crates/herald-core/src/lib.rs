@@ -8,7 +8,9 @@ mod cursor;
 mod error;
 mod fanout;
 mod groups;
+pub mod hmac;
 mod hub;
+pub mod jobs;
 mod memory;
 mod message;
 mod payload;
@@ -21,6 +23,7 @@ pub use cursor::{Cursor, CursorError, Epoch, Start};
 pub use error::HubError;
 pub use groups::{
     Claim, Consumer, Delivery, GroupConfig, GroupSettings, GroupStats, Settled, check_group_name,
+    dead_letter,
 };
 pub use herald_proto::ResetReason;
 pub use hub::{

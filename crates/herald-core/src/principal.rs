@@ -48,22 +48,36 @@ impl Principal {
         .clone()
     }
 
+    /// herald itself (jobs, webhooks): may do everything, internal topics included.
+    pub fn system() -> Self {
+        static SYSTEM: std::sync::OnceLock<Principal> = std::sync::OnceLock::new();
+        SYSTEM
+            .get_or_init(|| {
+                let all =
+                    || vec![Pattern::parse(">").unwrap_or_else(|_| unreachable!("'>' is valid"))];
+                Principal::new("system", all(), all(), true)
+            })
+            .clone()
+    }
+
     /// A stable identifier (for logs and rate limits).
     pub fn id(&self) -> &str {
         &self.inner.id
     }
 
-    /// Whether it may publish to `topic`.
+    /// Whether it may publish to `topic`. Internal topics (`_…`) need an explicit grant
+    /// or admin.
     pub fn may_publish(&self, topic: &TopicName) -> bool {
-        self.inner.publish.iter().any(|p| p.matches(topic.as_str()))
+        self.inner.admin || self.inner.publish.iter().any(|p| p.matches(topic.as_str()))
     }
 
     /// Whether it may read everything `filter` can match.
     pub fn may_subscribe(&self, filter: &Filter) -> bool {
-        filter
-            .patterns()
-            .iter()
-            .all(|want| self.inner.subscribe.iter().any(|have| have.covers(want)))
+        self.inner.admin
+            || filter
+                .patterns()
+                .iter()
+                .all(|want| self.inner.subscribe.iter().any(|have| have.covers(want)))
     }
 
     /// Whether it may use admin routes (topic configuration and deletion).

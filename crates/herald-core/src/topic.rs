@@ -142,10 +142,14 @@ impl Pattern {
         (!self.wild).then_some(&*self.text)
     }
 
-    /// Whether `topic` matches this pattern.
+    /// Whether `topic` matches this pattern. A wildcard in the first segment does not
+    /// match a first segment starting with `_` (herald's internal topics).
     pub fn matches(&self, topic: &str) -> bool {
         if !self.wild {
             return &*self.text == topic;
+        }
+        if topic.starts_with('_') && (self.text.starts_with('*') || self.text.starts_with('>')) {
+            return false;
         }
         let mut names = topic.split('.');
         for seg in self.text.split('.') {
@@ -170,6 +174,9 @@ impl Pattern {
     pub fn covers(&self, other: &Pattern) -> bool {
         let mine: Vec<&str> = self.text.split('.').collect();
         let theirs: Vec<&str> = other.text.split('.').collect();
+        if matches!(mine[0], "*" | ">") && theirs[0].starts_with('_') {
+            return false;
+        }
         for (i, seg) in mine.iter().enumerate() {
             match *seg {
                 ">" => return theirs.len() > i,
@@ -339,6 +346,20 @@ mod tests {
         assert!(!p("*.eu.*").matches("orders.us.created"));
         assert!(p("orders").matches("orders"));
         assert!(!p("orders").matches("orders.eu"));
+    }
+
+    #[test]
+    fn leading_wildcards_skip_internal_topics() {
+        assert!(!p(">").matches("_herald.callbacks"));
+        assert!(!p("*.callbacks").matches("_herald.callbacks"));
+        assert!(p("_herald.>").matches("_herald.callbacks"));
+        assert!(p("_herald.*").matches("_herald.callbacks"));
+        assert!(!p(">").covers(&p("_herald.x")));
+        assert!(p("_herald.>").covers(&p("_herald.x")));
+        assert!(
+            p(">").matches("a_b"),
+            "only a leading underscore marks internal topics"
+        );
     }
 
     #[test]

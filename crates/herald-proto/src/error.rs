@@ -45,6 +45,10 @@ pub enum ErrorCode {
     GroupNotFound,
     /// The job does not exist.
     JobNotFound,
+    /// The webhook endpoint does not exist.
+    WebhookNotFound,
+    /// A webhook or callback URL points somewhere herald may not call.
+    ForbiddenDestination,
     /// The receipt does not name a current delivery.
     UnknownReceipt,
     /// The receipt's lease expired; the message is redelivered under a new receipt.
@@ -87,6 +91,8 @@ impl ErrorCode {
             ErrorCode::TopicNotFound => "topic_not_found",
             ErrorCode::GroupNotFound => "group_not_found",
             ErrorCode::JobNotFound => "job_not_found",
+            ErrorCode::WebhookNotFound => "webhook_not_found",
+            ErrorCode::ForbiddenDestination => "forbidden_destination",
             ErrorCode::UnknownReceipt => "unknown_receipt",
             ErrorCode::LeaseExpired => "lease_expired",
             ErrorCode::Conflict => "conflict",
@@ -121,6 +127,8 @@ impl ErrorCode {
             ErrorCode::TopicNotFound => "Topic not found",
             ErrorCode::GroupNotFound => "Consumer group not found",
             ErrorCode::JobNotFound => "Job not found",
+            ErrorCode::WebhookNotFound => "Webhook not found",
+            ErrorCode::ForbiddenDestination => "Forbidden destination",
             ErrorCode::UnknownReceipt => "Unknown receipt",
             ErrorCode::LeaseExpired => "Lease expired",
             ErrorCode::Conflict => "Conflict",

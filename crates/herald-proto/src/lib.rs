@@ -3,11 +3,13 @@
 
 mod envelope;
 mod error;
+mod job;
 mod read;
 pub mod ws;
 
 pub use envelope::{Envelope, Published};
 pub use error::{ErrorCode, Problem};
+pub use job::{Claimed, Delivery, JobDoc, JobStatus};
 pub use read::{
     BatchItem, ReadResponse, Reset, ResetReason, RetentionSpec, TopicStats, TopicsResponse, raw,
 };

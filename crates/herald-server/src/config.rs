@@ -28,6 +28,8 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     /// Live subscription settings (SSE, WebSocket, gRPC streams).
     pub subscriptions: SubscriptionsConfig,
+    /// Webhook and job-callback delivery.
+    pub webhooks: WebhooksConfig,
     /// Default retention of topics without their own.
     pub retention: RetentionConfig,
     /// Shutdown settings.
@@ -46,6 +48,7 @@ impl Default for Config {
             sse: SseConfig::default(),
             websocket: WebSocketConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
+            webhooks: WebhooksConfig::default(),
             retention: RetentionConfig::default(),
             shutdown: ShutdownConfig::default(),
         }
@@ -216,6 +219,46 @@ impl Default for SubscriptionsConfig {
     }
 }
 
+/// `[webhooks]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Allow URLs on loopback, private, link-local and other non-public networks (for
+    /// local development and tests only).
+    pub allow_private_networks: bool,
+    /// Waits after each failed attempt; the number of attempts is one more than its
+    /// length (unless an endpoint asks for fewer).
+    pub retry_schedule: Vec<String>,
+    /// Seconds an attempt may take.
+    pub timeout_seconds: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_private_networks: false,
+            retry_schedule: ["5s", "5m", "30m", "2h", "5h", "10h", "24h"]
+                .map(String::from)
+                .to_vec(),
+            timeout_seconds: 10,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The schedule as durations.
+    pub fn schedule(&self) -> Result<Vec<Duration>, ConfigError> {
+        self.retry_schedule
+            .iter()
+            .map(|s| {
+                humantime::parse_duration(s).map_err(|e| {
+                    ConfigError::Invalid(format!("webhooks.retry_schedule: {s:?}: {e}"))
+                })
+            })
+            .collect()
+    }
+}
+
 /// `[retention]`: defaults for topics without their own retention.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -335,6 +378,17 @@ impl Config {
         }
         if ws.read_buffer_bytes < 256 {
             return bad("websocket.read_buffer_bytes must be at least 256");
+        }
+        let schedule = self.webhooks.schedule()?;
+        if schedule.len() > 50
+            || schedule
+                .iter()
+                .any(|d| *d > Duration::from_secs(7 * 86_400))
+        {
+            return bad("webhooks.retry_schedule holds at most 50 waits of at most 7 days");
+        }
+        if self.webhooks.timeout_seconds == 0 || self.webhooks.timeout_seconds > 300 {
+            return bad("webhooks.timeout_seconds must be between 1 and 300");
         }
         if self.subscriptions.buffer == 0 || self.subscriptions.max_overflows == 0 {
             return bad("subscriptions.buffer and subscriptions.max_overflows must be positive");

@@ -7,6 +7,7 @@ pub mod http;
 mod lean;
 mod serve;
 mod state;
+pub mod webhooks;
 
 pub use config::Config;
 pub use state::AppState;
@@ -33,6 +34,8 @@ pub enum StartError {
     Store(#[from] herald_core::StoreError),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error("cannot start webhooks: {0}")]
+    Webhooks(String),
 }
 
 /// A running server.
@@ -106,10 +109,15 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let connections = tokio_util::task::TaskTracker::new();
+        let webhooks =
+            webhooks::Webhooks::start(hub.clone(), &config.webhooks, connections.clone())
+                .map_err(|e| StartError::Webhooks(e.to_string()))?;
         let state = AppState {
             hub: hub.clone(),
             config: Arc::new(config),
-            connections: tokio_util::task::TaskTracker::new(),
+            connections,
+            webhooks,
         };
         let router = http::router(state.clone());
         let shutdown = CancellationToken::new();

@@ -14,4 +14,6 @@ pub struct AppState {
     /// Long-lived connections outside hyper's tracking (upgraded WebSockets), so
     /// shutdown can wait for their close frames.
     pub connections: tokio_util::task::TaskTracker,
+    /// Webhook endpoints and the job-callback dispatcher.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }

@@ -31,6 +31,14 @@ enum Command {
     Read(cmd::client::ReadArgs),
     /// Follow a topic or pattern and print messages as NDJSON.
     Subscribe(cmd::client::SubscribeArgs),
+    /// Take messages of a topic as a member of a consumer group.
+    Consume(cmd::queues::ConsumeArgs),
+    /// Submit, inspect and work on jobs.
+    #[command(subcommand)]
+    Jobs(cmd::queues::JobsCommand),
+    /// Manage webhook endpoints.
+    #[command(subcommand)]
+    Webhooks(cmd::queues::WebhooksCommand),
     /// Measure the server.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -69,6 +77,9 @@ fn main() -> std::process::ExitCode {
             Command::Publish(a) => cmd::client::publish(a).await,
             Command::Read(a) => cmd::client::read(a).await,
             Command::Subscribe(a) => cmd::client::subscribe(a).await,
+            Command::Consume(a) => cmd::queues::consume(a).await,
+            Command::Jobs(c) => cmd::queues::jobs(c).await,
+            Command::Webhooks(c) => cmd::queues::webhooks(c).await,
             Command::Bench(b) => bench::run(b).await,
         }
     });

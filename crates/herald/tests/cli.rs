@@ -318,3 +318,145 @@ fn subscribe_over_every_push_transport_prints_ndjson() {
         assert_eq!(v["data"]["n"], 1, "{via}");
     }
 }
+
+/// Runs `herald` with args and parses its stdout as JSON.
+fn json_out(args: &[&str]) -> serde_json::Value {
+    let out = herald().args(args).output().expect("run herald");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn consume_exec_acks_on_success_and_retries_failures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, url) = serve(dir.path());
+    for i in 1..=3 {
+        json_out(&[
+            "publish",
+            "work.q",
+            &format!("{{\"n\":{i}}}"),
+            "--server",
+            &url,
+        ]);
+    }
+    let out_file = dir.path().join("done.txt");
+    let script = format!(
+        "if [ \"$HERALD_ATTEMPT\" = 1 ]; then echo first try fails >&2; exit 1; fi; cat >> {}; echo >> {}",
+        out_file.display(),
+        out_file.display()
+    );
+    let _consumer = Proc(
+        herald()
+            .args([
+                "consume", "work.q", "--group", "g", "--exec", &script, "--server", &url,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("consume"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let lines = loop {
+        let text = std::fs::read_to_string(&out_file).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= 3 {
+            break lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processed only {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        lines,
+        vec!["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"],
+        "each processed once, on its second attempt"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats: serde_json::Value = serde_json::from_slice(
+            &herald()
+                .args(["read", "work.q.dlq", "--server", &url])
+                .output()
+                .expect("read")
+                .stdout,
+        )
+        .unwrap_or(serde_json::Value::Null);
+        assert!(stats.is_null(), "nothing was dead-lettered");
+        let http = std::process::Command::new("curl")
+            .arg("-s")
+            .arg(format!("{url}/v1/topics/work.q/groups/g"))
+            .output();
+        match http {
+            Ok(o) if String::from_utf8_lossy(&o.stdout).contains("\"lag\":0") => break,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Ok(o) => panic!(
+                "group never drained: {}",
+                String::from_utf8_lossy(&o.stdout)
+            ),
+            Err(_) => break, // no curl on this machine: the file check above suffices
+        }
+    }
+}
+
+#[test]
+fn jobs_work_submit_and_wait_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, url) = serve(dir.path());
+    let _worker = Proc(
+        herald()
+            .args([
+                "jobs", "work", "upper", "--server", &url, "--", "tr", "a-z", "A-Z",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("worker"),
+    );
+    let doc = json_out(&[
+        "jobs",
+        "submit",
+        "upper",
+        "\"hello\"",
+        "--wait",
+        "15",
+        "--server",
+        &url,
+    ]);
+    assert_eq!(doc["status"], "succeeded", "{doc}");
+    assert_eq!(doc["result"], "HELLO");
+    assert_eq!(doc["attempt"], 1);
+    let again = json_out(&[
+        "jobs",
+        "status",
+        "upper",
+        doc["id"].as_str().expect("id"),
+        "--server",
+        &url,
+    ]);
+    assert_eq!(again, doc);
+    let hook = json_out(&[
+        "webhooks",
+        "add",
+        "upper.>",
+        "https://93.184.216.34/hook",
+        "--server",
+        &url,
+    ]);
+    assert!(
+        hook["secret"]
+            .as_str()
+            .expect("secret")
+            .starts_with("whsec_")
+    );
+    let list = json_out(&["webhooks", "list", "--server", &url]);
+    assert_eq!(list["webhooks"][0]["id"], hook["id"]);
+}

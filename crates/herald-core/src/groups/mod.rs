@@ -98,6 +98,43 @@ pub struct GroupStats {
     pub settings: GroupSettings,
 }
 
+/// The dead letter of `m`: its payload, content type and event, with headers naming its
+/// origin (`herald-origin-topic`, `herald-origin-id`), the group or endpoint that gave up
+/// (`herald-group`), the attempts made and the last error.
+pub fn dead_letter(
+    m: &Message,
+    dlq: TopicName,
+    by: Option<&str>,
+    attempts: u32,
+    error: &str,
+) -> crate::Publish {
+    let mut headers: Vec<(String, String)> = m
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    headers.push(("herald-origin-topic".into(), m.topic.to_string()));
+    headers.push(("herald-origin-id".into(), m.id.to_string()));
+    if let Some(by) = by {
+        headers.push(("herald-group".into(), by.to_owned()));
+    }
+    headers.push(("herald-attempts".into(), attempts.to_string()));
+    let printable: String = error
+        .chars()
+        .filter(|c| (' '..='~').contains(c))
+        .take(1000)
+        .collect();
+    headers.push(("herald-last-error".into(), printable));
+    crate::Publish {
+        topic: Some(dlq),
+        event: m.event.as_deref().map(str::to_owned),
+        content_type: Some(m.content_type.to_string()),
+        headers,
+        data: m.data.clone(),
+        idempotency_key: None,
+    }
+}
+
 /// Something notified of group events (jobs use it to track their status).
 pub(crate) trait GroupObserver: Send + Sync {
     /// Messages were leased.
@@ -355,22 +392,16 @@ impl Group {
             for o in &observers {
                 o.dead_lettered(hub, &self.topic, &m, &error);
             }
-            let mut headers: Vec<(Box<str>, Box<str>)> = m.headers.clone();
-            headers.push(("herald-origin-topic".into(), self.topic.as_str().into()));
-            headers.push(("herald-origin-id".into(), m.id.to_string().into()));
-            headers.push(("herald-group".into(), self.name.as_str().into()));
-            headers.push(("herald-attempts".into(), attempts.to_string().into()));
-            let printable: String = error
-                .chars()
-                .filter(|c| (' '..='~').contains(c))
-                .take(1000)
-                .collect();
-            headers.push(("herald-last-error".into(), printable.into()));
+            let letter = dead_letter(&m, dlq.clone(), Some(&self.name), attempts, &error);
             items.push(Append {
                 topic: dlq.clone(),
                 event: m.event.clone(),
                 content_type: m.content_type.clone(),
-                headers,
+                headers: letter
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
                 data: m.data.clone(),
                 idempotency_key: None,
             });

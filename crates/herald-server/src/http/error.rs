@@ -47,7 +47,8 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidEvent
         | ErrorCode::InvalidParameter
         | ErrorCode::InvalidFrame
-        | ErrorCode::UnknownOp => StatusCode::BAD_REQUEST,
+        | ErrorCode::UnknownOp
+        | ErrorCode::ForbiddenDestination => StatusCode::BAD_REQUEST,
         ErrorCode::LimitReached => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
@@ -55,6 +56,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::NotFound
         | ErrorCode::GroupNotFound
         | ErrorCode::JobNotFound
+        | ErrorCode::WebhookNotFound
         | ErrorCode::UnknownReceipt => StatusCode::NOT_FOUND,
         ErrorCode::LeaseExpired | ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -49,7 +49,9 @@ async fn json_body<T: serde::de::DeserializeOwned>(
 fn seconds(field: &str, v: Option<f64>) -> Result<Option<Duration>, ApiError> {
     match v {
         None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 && s <= 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) if s.is_finite() && (0.0..=1e9).contains(&s) => {
+            Ok(Some(Duration::from_secs_f64(s)))
+        }
         Some(_) => Err(ApiError::new(
             ErrorCode::InvalidParameter,
             format!("{field} must be a non-negative number of seconds"),
@@ -201,10 +203,10 @@ fn settled(verb: &str, results: Vec<Settled>) -> Result<Response, ApiError> {
             })
         })
         .collect();
-    if ok == 0 {
-        if let Some(Err(e)) = results.into_iter().map(|r| r.outcome).find(|o| o.is_err()) {
-            return Err(e.into());
-        }
+    if ok == 0
+        && let Some(Err(e)) = results.into_iter().map(|r| r.outcome).find(|o| o.is_err())
+    {
+        return Err(e.into());
     }
     Ok((
         StatusCode::OK,

@@ -4,11 +4,13 @@
 mod error;
 mod groups;
 mod health;
+mod jobs;
 mod publish;
 mod query;
 mod read;
 mod sse;
 mod topics;
+mod webhooks;
 mod ws;
 
 pub use error::{ApiError, status};
@@ -80,6 +82,19 @@ pub fn router(state: AppState) -> Router {
             "/v1/topics/{topic}/groups/{group}/redrive",
             post(groups::redrive),
         )
+        .route("/v1/jobs/{queue}", post(jobs::submit))
+        .route("/v1/jobs/{queue}/{id}", get(jobs::status))
+        .route("/v1/jobs/{queue}/{id}/progress", post(jobs::progress))
+        .route("/v1/jobs/{queue}/{id}/complete", post(jobs::complete))
+        .route("/v1/jobs/{queue}/{id}/fail", post(jobs::fail))
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/webhooks/{id}/replay", post(webhooks::replay))
+        .route("/v1/webhooks/{id}/test", post(webhooks::test))
         .route("/v1/ws", get(ws::connect))
         .route("/v1/topics/{topic}/ws", get(ws::receive))
         .fallback(not_found)

@@ -343,7 +343,7 @@ async fn ws_consume_prefetches_acks_and_releases_leases_on_close() {
         json!({"op":"ack","ref":"a1","receipts":[d1["receipt"]]}),
     )
     .await;
-    let mut frames = vec![crate::ws::recv(&mut a).await, crate::ws::recv(&mut a).await];
+    let mut frames = [crate::ws::recv(&mut a).await, crate::ws::recv(&mut a).await];
     frames.sort_by_key(|f| f["op"].as_str().map(str::to_owned));
     assert_eq!(
         (frames[0]["op"].as_str(), frames[0]["settled"].as_u64()),

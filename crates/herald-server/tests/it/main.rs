@@ -4,12 +4,14 @@ mod durability;
 mod errors;
 mod fallback;
 mod groups;
+mod jobs;
 mod lean;
 mod long_poll;
 mod publish_read;
 mod scenarios;
 mod sse;
 mod topics;
+mod webhooks;
 mod ws;
 
 use serde_json::Value;
