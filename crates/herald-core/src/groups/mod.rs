@@ -184,6 +184,9 @@ pub(crate) struct Group {
     persisted: watch::Sender<(u64, u64)>,
     persisting: AtomicBool,
     pending_dlq: Mutex<Vec<Append>>,
+    /// Messages read from storage and not leased yet (at most one read's worth), so a
+    /// batch read once serves many small claims.
+    fetched: Mutex<HashMap<u64, Arc<Message>>>,
     _wake: Registration,
 }
 
@@ -271,6 +274,7 @@ impl Groups {
             persisted: watch::Sender::new((version, 0)),
             persisting: AtomicBool::new(false),
             pending_dlq: Mutex::new(Vec::new()),
+            fetched: Mutex::new(HashMap::new()),
             _wake: wake,
         });
         map.insert((topic, name), g.clone());
@@ -438,7 +442,7 @@ impl Group {
         holder: Option<u64>,
     ) -> Result<Vec<Delivery>, HubError> {
         let now = Instant::now();
-        let mut fetched: HashMap<u64, Arc<Message>> = HashMap::new();
+        let mut fetched = lock(&self.fetched);
         let (leased, mut failed) = {
             let mut s = self.state();
             let mut failed = s.tick(now);
@@ -448,6 +452,8 @@ impl Group {
                     .read(&Filter::topic(&self.topic), s.next, max.max(64))?;
                 let through = batch.messages.last().map_or(s.next, |m| m.seq());
                 s.fetched(batch.messages.iter().map(|m| m.seq()), through);
+                // Nothing was ready, so nothing kept from an earlier read is needed.
+                fetched.clear();
                 fetched.extend(batch.messages.into_iter().map(|m| (m.seq(), m)));
             }
             let lease = lease.unwrap_or(Duration::from_millis(s.settings.lease_ms));
@@ -474,6 +480,7 @@ impl Group {
                 }
             }
         }
+        drop(fetched);
         self.dead_letter(hub, std::mem::take(&mut failed));
         if changed {
             self.persist(hub);

@@ -80,7 +80,9 @@ impl Sender {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .dns_resolver(std::sync::Arc::new(Resolver { allow_private }))
             .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(4)
+            // Endpoints often share a host (one receiver, many paths): keep enough
+            // connections to it for every endpoint that delivers at once.
+            .pool_max_idle_per_host(128)
             .build()?;
         Ok(Sender {
             http,

@@ -10,6 +10,9 @@ use herald_core::{
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Messages read at once for one endpoint (delivered one at a time, in order).
+const READ_AHEAD: usize = 64;
+
 /// How long one read waits for the next message (the loop re-checks its state between).
 const POLL: Duration = Duration::from_secs(25);
 
@@ -33,6 +36,9 @@ pub(super) async fn endpoint(w: Arc<Webhooks>, ep: Arc<Endpoint>) {
         return;
     };
     let system = Principal::system();
+    let mut ahead: std::collections::VecDeque<std::sync::Arc<herald_core::Message>> =
+        std::collections::VecDeque::new();
+    let mut ahead_from: Option<u64> = None;
     loop {
         let rec = ep.state().clone();
         let wait = if rec.disabled.is_some() {
@@ -50,41 +56,56 @@ pub(super) async fn endpoint(w: Arc<Webhooks>, ep: Arc<Endpoint>) {
             }
             continue;
         }
-        let read = Read {
-            filter: filter.clone(),
-            start: Start::After(Cursor::new(hub.epoch(), rec.cursor)),
-            limit: 1,
-            wait: POLL,
-        };
-        let page = tokio::select! {
-            r = hub.read(&system, read) => r,
-            _ = ep.wake.notified() => continue,
-            _ = ep.stop.cancelled() => return,
-            _ = shutdown.cancelled() => return,
-        };
-        let page = match page {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(webhook = id, error = %e, "reading for a webhook failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        // Messages read ahead are every match after `ahead_from`: they stay valid while
+        // the endpoint's position has not moved before it (a replay may).
+        if ahead_from.is_some_and(|from| rec.cursor >= from) {
+            while ahead.front().is_some_and(|m| m.seq() <= rec.cursor) {
+                ahead.pop_front();
+            }
+            ahead_from = Some(rec.cursor);
+        } else {
+            ahead.clear();
+        }
+        if ahead.is_empty() {
+            let read = Read {
+                filter: filter.clone(),
+                start: Start::After(Cursor::new(hub.epoch(), rec.cursor)),
+                limit: READ_AHEAD,
+                wait: POLL,
+            };
+            let page = tokio::select! {
+                r = hub.read(&system, read) => r,
+                _ = ep.wake.notified() => continue,
+                _ = ep.stop.cancelled() => return,
+                _ = shutdown.cancelled() => return,
+            };
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(webhook = id, error = %e, "reading for a webhook failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Some(reset) = &page.reset {
+                tracing::warn!(webhook = id, reason = ?reset.reason, "messages for this webhook were removed before delivery");
+                let rec = {
+                    let mut s = ep.state();
+                    s.cursor = reset.earliest.seq;
+                    s.attempt = 0;
+                    s.last_error = Some(format!(
+                        "messages removed before delivery ({:?})",
+                        reset.reason
+                    ));
+                    s.clone()
+                };
+                let _ = w.save(&rec, Vec::new()).await;
                 continue;
             }
-        };
-        if let Some(reset) = &page.reset {
-            tracing::warn!(webhook = id, reason = ?reset.reason, "messages for this webhook were removed before delivery");
-            let rec = {
-                let mut s = ep.state();
-                s.cursor = reset.earliest.seq;
-                s.attempt = 0;
-                s.last_error = Some(format!(
-                    "messages removed before delivery ({:?})",
-                    reset.reason
-                ));
-                s.clone()
-            };
-            let _ = w.save(&rec, Vec::new()).await;
+            ahead.extend(page.messages);
+            ahead_from = Some(rec.cursor);
         }
-        let Some(m) = page.messages.into_iter().next() else {
+        let Some(m) = ahead.front().cloned() else {
             continue;
         };
         let key = secret_key(&rec.secret).unwrap_or_default();

@@ -7,8 +7,10 @@ mod idle;
 mod load;
 mod proc;
 mod publish;
+mod queue;
 mod report;
 mod target;
+mod webhooks;
 mod worker;
 
 use clap::Subcommand;
@@ -21,6 +23,10 @@ pub enum BenchCommand {
     Fanout(fanout::FanoutArgs),
     /// Many idle subscriber connections: server memory per connection.
     Idle(idle::IdleArgs),
+    /// Work queue: publish, claim and ack end to end over HTTP and WebSocket.
+    Queue(queue::QueueArgs),
+    /// Webhook deliveries per second to a local sink, many endpoints.
+    Webhooks(webhooks::WebhooksArgs),
     /// A client process used by the other benchmarks.
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
@@ -31,6 +37,8 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Publish(a) => publish::run(a).await,
         BenchCommand::Fanout(a) => fanout::run(a).await,
         BenchCommand::Idle(a) => idle::run(a).await,
+        BenchCommand::Queue(a) => queue::run(a).await,
+        BenchCommand::Webhooks(a) => webhooks::run(a).await,
         BenchCommand::Worker(a) => worker::run(a).await,
     }
 }

@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// TOML configuration file (then HERALD_SECTION__KEY variables, then these flags).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Let webhooks and job callbacks reach loopback and private addresses (local
+    /// development and tests only; config `webhooks.allow_private_networks`).
+    #[arg(long)]
+    allow_private_callbacks: bool,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -33,6 +37,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.memory {
         config.memory = true;
+    }
+    if args.allow_private_callbacks {
+        config.webhooks.allow_private_networks = true;
     }
     let storage = if config.memory {
         "in memory (nothing survives a restart)".to_owned()
