@@ -183,6 +183,8 @@ pub(crate) struct Group {
     /// (durably written version, failed version).
     persisted: watch::Sender<(u64, u64)>,
     persisting: AtomicBool,
+    /// A deferred write is scheduled (see [`Group::persist_soon`]).
+    persist_scheduled: AtomicBool,
     pending_dlq: Mutex<Vec<Append>>,
     /// Messages read from storage and not leased yet (at most one read's worth), so a
     /// batch read once serves many small claims.
@@ -273,6 +275,7 @@ impl Groups {
             changed,
             persisted: watch::Sender::new((version, 0)),
             persisting: AtomicBool::new(false),
+            persist_scheduled: AtomicBool::new(false),
             pending_dlq: Mutex::new(Vec::new()),
             fetched: Mutex::new(HashMap::new()),
             _wake: wake,
@@ -316,6 +319,21 @@ impl Group {
             tokio::spawn(self.clone().persist_loop(hub.clone()));
         }
         v
+    }
+
+    /// Writes the state a moment from now, unless a write that includes it happens
+    /// first. Claims use this: nobody waits for a lease to be durable, and the next ack
+    /// usually carries it, so a claim-ack cycle costs one fsync instead of two.
+    fn persist_soon(self: &Arc<Self>, hub: &Hub) {
+        if self.persist_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (g, hub) = (self.clone(), hub.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            g.persist_scheduled.store(false, Ordering::Release);
+            g.persist(&hub);
+        });
     }
 
     async fn persist_loop(self: Arc<Self>, hub: Hub) {
@@ -483,7 +501,7 @@ impl Group {
         drop(fetched);
         self.dead_letter(hub, std::mem::take(&mut failed));
         if changed {
-            self.persist(hub);
+            self.persist_soon(hub);
         }
         if !out.is_empty() {
             for o in hub.groups().observers() {
@@ -521,9 +539,12 @@ impl Group {
         }
         self.dead_letter(hub, failed);
         let v = self.persist(hub);
-        self.durable(v).await?;
         // Settling frees room for prefetching consumers, and nacks make messages ready.
+        // Waking them before the settlement is durable is safe: a crash before then
+        // only means the (unconfirmed) settlement did not happen, and the message is
+        // delivered again.
         self.changed.notify_waiters();
+        self.durable(v).await?;
         Ok(out)
     }
 
