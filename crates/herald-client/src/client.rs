@@ -17,6 +17,8 @@ use std::time::Duration;
 pub struct Client {
     pub(crate) http: reqwest::Client,
     pub(crate) base: Arc<str>,
+    /// The gRPC (HTTP/2) connection, made on first use.
+    grpc: Arc<std::sync::OnceLock<tonic::transport::Channel>>,
 }
 
 /// Options of a publish.
@@ -158,7 +160,30 @@ impl Client {
         Ok(Client {
             http,
             base: base_url.trim_end_matches('/').into(),
+            grpc: Arc::default(),
         })
+    }
+
+    /// The gRPC client (same address; HTTP/2 without TLS for `http://`). Must be
+    /// called inside a Tokio runtime.
+    pub(crate) fn grpc(
+        &self,
+    ) -> Result<herald_proto::grpc::herald_client::HeraldClient<tonic::transport::Channel>, Error>
+    {
+        let channel = match self.grpc.get() {
+            Some(c) => c.clone(),
+            None => {
+                let endpoint = tonic::transport::Endpoint::from_shared(self.base.to_string())
+                    .map_err(|e| Error::new(ErrorKind::InvalidInput, e.to_string()))?
+                    .connect_timeout(Duration::from_secs(10))
+                    .tcp_nodelay(true);
+                self.grpc.get_or_init(|| endpoint.connect_lazy()).clone()
+            }
+        };
+        Ok(
+            herald_proto::grpc::herald_client::HeraldClient::new(channel)
+                .max_decoding_message_size(64 * 1024 * 1024),
+        )
     }
 
     /// The server's base URL, without a trailing slash.

@@ -98,3 +98,29 @@ impl From<reqwest::Error> for Error {
         Error::new(kind, e.to_string())
     }
 }
+
+impl From<tonic::Status> for Error {
+    /// The server's problem document travels in the status details; without one, the
+    /// gRPC code is mapped to the nearest kind.
+    fn from(s: tonic::Status) -> Self {
+        if let Ok(p) = serde_json::from_slice::<Problem>(s.details()) {
+            return Error::from_problem(p.status, p);
+        }
+        use tonic::Code;
+        let kind = match s.code() {
+            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Aborted => {
+                ErrorKind::Connect
+            }
+            Code::DeadlineExceeded => ErrorKind::Timeout,
+            Code::ResourceExhausted => ErrorKind::Status(429),
+            Code::InvalidArgument | Code::OutOfRange => ErrorKind::Status(400),
+            Code::NotFound => ErrorKind::Status(404),
+            Code::PermissionDenied => ErrorKind::Status(403),
+            Code::Unauthenticated => ErrorKind::Status(401),
+            Code::Unimplemented => ErrorKind::Status(501),
+            Code::FailedPrecondition | Code::AlreadyExists => ErrorKind::Status(409),
+            Code::Ok | Code::Internal | Code::DataLoss => ErrorKind::Status(500),
+        };
+        Error::new(kind, format!("gRPC {:?}: {}", s.code(), s.message()))
+    }
+}

@@ -26,6 +26,7 @@
 mod client;
 mod error;
 mod queues;
+mod rpc;
 mod subscribe;
 
 pub use client::{Client, PublishOptions, ReadOptions};
@@ -33,4 +34,5 @@ pub use error::{Error, ErrorKind};
 pub use herald_proto::{BatchItem, Envelope, Problem, Published, ReadResponse, Reset, ResetReason};
 pub use herald_proto::{Delivery, JobDoc, JobStatus};
 pub use queues::{ClaimOptions, SubmittedJob};
+pub use rpc::{CallOptions, Reply, Request};
 pub use subscribe::{Event, SubscribeOptions, Subscription, Via};

@@ -48,6 +48,12 @@ pub enum HubError {
     LeaseExpired(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("no responder is serving {0:?}")]
+    NoResponder(String),
+    #[error("no reply from {service:?} within {ms} ms")]
+    Timeout { service: String, ms: u64 },
+    #[error("the responder of {0:?} went away before replying")]
+    ResponderGone(String),
     #[error("not allowed: {0}")]
     Forbidden(String),
     #[error("the server is shutting down")]
@@ -81,6 +87,9 @@ impl HubError {
             HubError::UnknownReceipt(_) => ErrorCode::UnknownReceipt,
             HubError::LeaseExpired(_) => ErrorCode::LeaseExpired,
             HubError::Conflict(_) => ErrorCode::Conflict,
+            HubError::NoResponder(_) => ErrorCode::NoResponder,
+            HubError::Timeout { .. } => ErrorCode::Timeout,
+            HubError::ResponderGone(_) => ErrorCode::ResponderGone,
             HubError::Forbidden(_) => ErrorCode::Forbidden,
             HubError::ShuttingDown => ErrorCode::ShuttingDown,
             HubError::Storage(StoreError::Closed) => ErrorCode::ShuttingDown,

@@ -47,6 +47,10 @@ pub struct HubOptions {
     pub clock: Arc<dyn Clock>,
     /// Live subscription settings.
     pub subscriptions: SubscriptionOptions,
+    /// How long an RPC call waits for its reply unless it asks otherwise.
+    pub rpc_default_timeout: Duration,
+    /// The longest timeout an RPC call may ask for.
+    pub rpc_max_timeout: Duration,
 }
 
 impl Default for HubOptions {
@@ -60,6 +64,8 @@ impl Default for HubOptions {
             maintenance_interval: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
             subscriptions: SubscriptionOptions::default(),
+            rpc_default_timeout: Duration::from_secs(5),
+            rpc_max_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -185,6 +191,7 @@ struct Inner {
     fanout: Arc<Fanout>,
     groups: Groups,
     job_locks: JobLocks,
+    rpc: Arc<crate::rpc::Registry>,
     callback_key: tokio::sync::OnceCell<bytes::Bytes>,
     opts: HubOptions,
     shutdown: CancellationToken,
@@ -211,6 +218,7 @@ impl Hub {
                 fanout,
                 groups: Groups::default(),
                 job_locks: JobLocks::default(),
+                rpc: Arc::default(),
                 callback_key: tokio::sync::OnceCell::new(),
                 opts,
                 shutdown: CancellationToken::new(),
@@ -248,6 +256,10 @@ impl Hub {
 
     pub(crate) fn fanout(&self) -> &Arc<Fanout> {
         &self.inner.fanout
+    }
+
+    pub(crate) fn rpc_registry(&self) -> &Arc<crate::rpc::Registry> {
+        &self.inner.rpc
     }
 
     pub(crate) fn job_locks(&self) -> &JobLocks {

@@ -15,6 +15,7 @@ mod memory;
 mod message;
 mod payload;
 mod principal;
+mod rpc;
 mod store;
 mod subscription;
 mod topic;
@@ -32,8 +33,9 @@ pub use hub::{
 };
 pub use memory::MemoryStore;
 pub use message::{DataKind, Message, data_kind, is_json_type, is_text_type};
-pub use payload::payload_from_json;
+pub use payload::{payload_from_json, payload_to_json};
 pub use principal::Principal;
+pub use rpc::{Call, Responder, RpcReply, RpcRequest};
 pub use store::{
     Append, Appended, CommitSink, LogStore, ReadBatch, Record, Retention, StoreContext, StoreError,
     TopicInfo,

@@ -7,41 +7,7 @@ use base64::Engine;
 use bytes::Bytes;
 use std::sync::OnceLock;
 
-/// How a payload is rendered in the JSON envelope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataKind {
-    /// The payload is JSON and is embedded as a JSON value.
-    Json,
-    /// The payload is UTF-8 text and is embedded as a JSON string.
-    Text,
-    /// Anything else is embedded as a base64 string with `"encoding":"base64"`.
-    Binary,
-}
-
-/// Whether a content type declares JSON (`application/json`, `application/*+json`).
-pub fn is_json_type(content_type: &str) -> bool {
-    let base = content_type.split(';').next().unwrap_or("").trim();
-    base.eq_ignore_ascii_case("application/json")
-        || (base.len() > 5 && base[base.len() - 5..].eq_ignore_ascii_case("+json"))
-}
-
-/// Whether a content type declares text (`text/*`, form-encoded).
-pub fn is_text_type(content_type: &str) -> bool {
-    let base = content_type.split(';').next().unwrap_or("").trim();
-    (base.len() >= 5 && base[..5].eq_ignore_ascii_case("text/"))
-        || base.eq_ignore_ascii_case("application/x-www-form-urlencoded")
-}
-
-/// How a payload with this content type renders.
-pub fn data_kind(content_type: &str, data: &[u8]) -> DataKind {
-    if is_json_type(content_type) {
-        DataKind::Json
-    } else if is_text_type(content_type) && std::str::from_utf8(data).is_ok() {
-        DataKind::Text
-    } else {
-        DataKind::Binary
-    }
-}
+pub use herald_proto::payload::{DataKind, data_kind, is_json_type, is_text_type};
 
 /// One message in the log. Immutable once committed and shared by reference between every
 /// reader (`Arc<Message>`); the JSON envelope is rendered at most once.

@@ -4,6 +4,7 @@ use crate::error::HubError;
 use crate::message::is_json_type;
 use base64::Engine;
 use bytes::Bytes;
+pub use herald_proto::payload::payload_to_json;
 
 /// Turns a JSON-carried payload into (content type, bytes):
 /// - `encoding: "base64"`: `data` is a base64 string of raw bytes
@@ -50,6 +51,23 @@ pub fn payload_from_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn to_json_round_trips() {
+        for (ct, data) in [
+            ("application/json", &b"{\"a\":[1,2]}"[..]),
+            ("text/plain", &b"hi \"there\""[..]),
+            ("application/octet-stream", &[0u8, 255, 7][..]),
+        ] {
+            let (json, enc) = payload_to_json(ct, data);
+            let (ct2, back) = payload_from_json(&json, Some(ct.to_owned()), enc).expect("back");
+            assert_eq!((ct2.as_str(), &back[..]), (ct, data));
+        }
+        assert_eq!(
+            payload_to_json("application/json", b"{bad").1,
+            Some("base64")
+        );
+    }
 
     #[test]
     fn the_three_forms() {

@@ -55,6 +55,12 @@ pub enum ErrorCode {
     LeaseExpired,
     /// The request conflicts with the current state.
     Conflict,
+    /// No responder is serving the RPC service.
+    NoResponder,
+    /// The responder did not reply in time.
+    Timeout,
+    /// Every responder tried went away before replying.
+    ResponderGone,
     /// The route does not exist.
     NotFound,
     /// The method is not allowed on this route.
@@ -96,6 +102,9 @@ impl ErrorCode {
             ErrorCode::UnknownReceipt => "unknown_receipt",
             ErrorCode::LeaseExpired => "lease_expired",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::NoResponder => "no_responder",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::ResponderGone => "responder_gone",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::ShuttingDown => "shutting_down",
@@ -132,6 +141,9 @@ impl ErrorCode {
             ErrorCode::UnknownReceipt => "Unknown receipt",
             ErrorCode::LeaseExpired => "Lease expired",
             ErrorCode::Conflict => "Conflict",
+            ErrorCode::NoResponder => "No responder",
+            ErrorCode::Timeout => "Timed out",
+            ErrorCode::ResponderGone => "Responder gone",
             ErrorCode::NotFound => "Not found",
             ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::ShuttingDown => "Shutting down",

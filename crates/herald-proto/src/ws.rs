@@ -129,6 +129,52 @@ pub enum ClientFrame {
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<Value>,
     },
+    /// Become a responder of an RPC service: answered with `serving`, then `request`
+    /// frames, each to be answered with a `reply` frame.
+    Serve {
+        /// Echoed in the answer.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        /// The service.
+        service: String,
+    },
+    /// A responder's answer to a `request` frame.
+    Reply {
+        /// The `request_id` of the request.
+        request_id: u64,
+        /// HTTP semantics (200–599); 200 when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// Payload, by the same rules as `publish`.
+        #[serde(default)]
+        data: Value,
+        /// Content type of `data`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content_type: Option<String>,
+        /// `"base64"` for raw bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encoding: Option<String>,
+    },
+    /// Call an RPC service: answered with `reply` (or an error frame).
+    Call {
+        /// Echoed in the answer.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        /// The service.
+        service: String,
+        /// Payload, by the same rules as `publish`.
+        #[serde(default)]
+        data: Value,
+        /// Content type of `data`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content_type: Option<String>,
+        /// `"base64"` for raw bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encoding: Option<String>,
+        /// Seconds to wait for the reply (the server's default when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<f64>,
+    },
 }
 
 /// A frame from server to client (except `message`, which servers write directly as
@@ -219,6 +265,45 @@ pub enum ServerFrame {
         code: ErrorCode,
         /// What went wrong.
         message: String,
+    },
+    /// The connection serves an RPC service.
+    Serving {
+        /// The client's `ref`.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        /// The id of this responder on the connection (`unsubscribe` stops it).
+        sub: String,
+    },
+    /// A request for a responder on this connection; answer with `reply`.
+    Request {
+        /// The responder.
+        sub: String,
+        /// Quote it in the `reply`.
+        request_id: u64,
+        /// The service called.
+        service: String,
+        /// Content type of `data`.
+        content_type: String,
+        /// Payload (a JSON value, a string for text, base64 with `encoding`).
+        data: Value,
+        /// `"base64"` for raw bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encoding: Option<String>,
+    },
+    /// The answer to `call`.
+    Reply {
+        /// The client's `ref`.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<Value>,
+        /// The responder's status.
+        status: u16,
+        /// Content type of `data`.
+        content_type: String,
+        /// Payload (a JSON value, a string for text, base64 with `encoding`).
+        data: Value,
+        /// `"base64"` for raw bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encoding: Option<String>,
     },
     /// The server is about to close the connection; every subscription's cursor.
     Closing {

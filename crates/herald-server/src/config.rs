@@ -30,6 +30,8 @@ pub struct Config {
     pub subscriptions: SubscriptionsConfig,
     /// Webhook and job-callback delivery.
     pub webhooks: WebhooksConfig,
+    /// Request-reply.
+    pub rpc: RpcConfig,
     /// Default retention of topics without their own.
     pub retention: RetentionConfig,
     /// Shutdown settings.
@@ -49,6 +51,7 @@ impl Default for Config {
             websocket: WebSocketConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            rpc: RpcConfig::default(),
             retention: RetentionConfig::default(),
             shutdown: ShutdownConfig::default(),
         }
@@ -107,6 +110,8 @@ pub struct LimitsConfig {
     pub max_body_bytes: usize,
     /// Most messages in one batch publish.
     pub max_batch_items: usize,
+    /// Most concurrent HTTP/2 streams (gRPC calls and streams) per connection.
+    pub max_http2_streams: u32,
 }
 
 impl Default for LimitsConfig {
@@ -115,6 +120,7 @@ impl Default for LimitsConfig {
             max_payload_bytes: 1024 * 1024,
             max_body_bytes: 16 * 1024 * 1024,
             max_batch_items: 1000,
+            max_http2_streams: 1024,
         }
     }
 }
@@ -215,6 +221,25 @@ impl Default for SubscriptionsConfig {
             buffer_bytes: 1024 * 1024,
             max_overflows: 4,
             overflow_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[rpc]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcConfig {
+    /// Seconds a call waits for its reply unless it asks otherwise.
+    pub default_timeout_seconds: f64,
+    /// The longest timeout a call may ask for, in seconds.
+    pub max_timeout_seconds: f64,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            default_timeout_seconds: 5.0,
+            max_timeout_seconds: 60.0,
         }
     }
 }
@@ -360,6 +385,9 @@ impl Config {
         if self.limits.max_body_bytes < self.limits.max_payload_bytes {
             return bad("limits.max_body_bytes must be at least limits.max_payload_bytes");
         }
+        if self.limits.max_http2_streams == 0 {
+            return bad("limits.max_http2_streams must be positive");
+        }
         if self.limits.max_batch_items == 0 {
             return bad("limits.max_batch_items must be positive");
         }
@@ -392,6 +420,16 @@ impl Config {
         }
         if self.subscriptions.buffer == 0 || self.subscriptions.max_overflows == 0 {
             return bad("subscriptions.buffer and subscriptions.max_overflows must be positive");
+        }
+        let rpc = &self.rpc;
+        let ok = |s: f64| s.is_finite() && s > 0.0 && s <= 3600.0;
+        if !ok(rpc.default_timeout_seconds)
+            || !ok(rpc.max_timeout_seconds)
+            || rpc.default_timeout_seconds > rpc.max_timeout_seconds
+        {
+            return bad(
+                "rpc timeouts must be between 0 and 3600 seconds, the default at most the maximum",
+            );
         }
         Ok(())
     }

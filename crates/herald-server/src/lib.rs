@@ -3,6 +3,7 @@
 //! [`ServerHandle`] with the real address; the binary and the tests call the same thing.
 
 pub mod config;
+pub mod grpc;
 pub mod http;
 mod lean;
 mod serve;
@@ -119,7 +120,7 @@ impl Server {
             connections,
             webhooks,
         };
-        let router = http::router(state.clone());
+        let router = grpc::routes(http::router(state.clone()), state.clone());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve::run(listener, router, state, shutdown.clone()));
         Ok(ServerHandle {
@@ -144,6 +145,8 @@ fn open_hub(config: &Config, clock: Arc<dyn Clock>) -> Result<Hub, StartError> {
             max_age: (!r.max_age.is_zero()).then_some(r.max_age),
         },
         clock,
+        rpc_default_timeout: Duration::from_secs_f64(config.rpc.default_timeout_seconds),
+        rpc_max_timeout: Duration::from_secs_f64(config.rpc.max_timeout_seconds),
         subscriptions: herald_core::SubscriptionOptions {
             buffer: config.subscriptions.buffer,
             buffer_bytes: config.subscriptions.buffer_bytes,

@@ -45,9 +45,10 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let (router, closing, tracker) =
             (router.clone(), closing.clone(), state.connections.clone());
+        let max_streams = state.config.limits.max_http2_streams;
         state.connections.spawn(async move {
             if is_h2(&stream).await {
-                tracker.spawn(serve_h2(stream, peer, router, closing));
+                tracker.spawn(serve_h2(stream, peer, router, closing, max_streams));
             } else {
                 tracker.spawn(serve_h1(stream, peer, router, closing));
             }
@@ -140,9 +141,19 @@ async fn serve_h1(
     }
 }
 
-async fn serve_h2(stream: TcpStream, peer: SocketAddr, router: Router, closing: CancellationToken) {
+async fn serve_h2(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    closing: CancellationToken,
+    max_streams: u32,
+) {
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
+        .max_concurrent_streams(max_streams)
+        // Pings find peers that vanished without closing (long-lived gRPC streams).
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(20))
         .serve_connection(TokioIo::new(stream), service(router, peer));
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {

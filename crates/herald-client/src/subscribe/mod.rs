@@ -1,6 +1,7 @@
 //! Subscriptions: a `Stream` of events over WebSocket, SSE, long polling or short
 //! polling, reconnecting with backoff and resuming exactly from the last cursor.
 
+mod grpc;
 mod poll;
 mod sse;
 mod ws;
@@ -35,6 +36,8 @@ pub enum Via {
         /// Time between reads when nothing new arrived.
         interval: Duration,
     },
+    /// gRPC server streaming (`herald.v1.Herald/Subscribe`, HTTP/2).
+    Grpc,
 }
 
 /// Options of a subscription.
@@ -51,7 +54,8 @@ pub struct SubscribeOptions {
     pub after: String,
     /// Longest pause between reconnect attempts.
     pub max_backoff: Duration,
-    /// When the server refuses WebSocket, use SSE; when it refuses SSE, long polling.
+    /// When the server refuses gRPC, use WebSocket; when it refuses WebSocket, SSE; when
+    /// it refuses SSE, long polling.
     /// On by default.
     pub fallback: bool,
 }
@@ -252,6 +256,7 @@ async fn run(
         let began = Instant::now();
         let stop = match via {
             Via::Ws => ws::run(&mut s).await,
+            Via::Grpc => grpc::run(&mut s).await,
             Via::Sse => sse::run(&mut s).await,
             Via::LongPoll | Via::Poll { .. } => poll::run(&mut s, via).await,
         };
@@ -260,6 +265,7 @@ async fn run(
             Stop::Refused(e) if opts.fallback && via != Via::LongPoll => {
                 tracing::info!(from = ?via, error = %e, "transport refused; falling back");
                 via = match via {
+                    Via::Grpc => Via::Ws,
                     Via::Ws => Via::Sse,
                     _ => Via::LongPoll,
                 };

@@ -1,6 +1,6 @@
 //! Consumer groups: `/v1/topics/{topic}/groups/{group}[/claim|ack|nack|extend|redrive]`.
 
-use super::{ApiError, Caller, publish::read_body};
+use super::{ApiError, Caller, body::read_body};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;

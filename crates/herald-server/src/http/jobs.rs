@@ -1,6 +1,6 @@
 //! `/v1/jobs/{queue}`: submit, status (short or long poll), progress, complete, fail.
 
-use super::publish::read_body;
+use super::body::read_body;
 use super::{ApiError, Caller, query::Query};
 use crate::state::AppState;
 use axum::Json;

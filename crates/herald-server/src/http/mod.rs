@@ -1,6 +1,7 @@
 //! The HTTP doors. Each handler decodes its request, calls one hub method, and encodes
 //! the answer; rules live in the core.
 
+mod body;
 mod error;
 mod groups;
 mod health;
@@ -8,6 +9,7 @@ mod jobs;
 mod publish;
 mod query;
 mod read;
+mod rpc;
 mod sse;
 mod topics;
 mod webhooks;
@@ -95,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/webhooks/{id}/replay", post(webhooks::replay))
         .route("/v1/webhooks/{id}/test", post(webhooks::test))
+        .route("/v1/rpc/{service}", post(rpc::call))
         .route("/v1/ws", get(ws::connect))
         .route("/v1/topics/{topic}/ws", get(ws::receive))
         .fallback(not_found)

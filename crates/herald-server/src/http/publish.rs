@@ -1,47 +1,14 @@
 //! `POST /v1/topics/{topic}/messages` and `POST /v1/messages`.
 
+use super::body::read_body;
 use super::{ApiError, Caller, query::Query, topics::TopicPath};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use herald_core::{HubError, Publish, Published, payload_from_json};
 use herald_proto::{BatchItem, ErrorCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-
-/// Reads a request body of at most `limit` bytes; larger bodies are refused with 413.
-pub(crate) async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    let too_large = |size: String| {
-        ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("body is {size} bytes; the limit is {limit}"),
-        )
-    };
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > limit as u64
-    {
-        return Err(too_large(len.to_string()));
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(too_large("more than that".into()))
-        }
-        Err(e) => Err(ApiError::new(
-            ErrorCode::InvalidBody,
-            format!("cannot read body: {e}"),
-        )),
-    }
-}
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
     headers

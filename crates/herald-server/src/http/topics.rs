@@ -1,6 +1,6 @@
 //! Topic listing, statistics, retention and deletion.
 
-use super::{ApiError, Caller, publish::read_body};
+use super::{ApiError, Caller, body::read_body};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;

@@ -19,6 +19,10 @@ macro_rules! over_every_transport {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                async fn $name() { super::$name(herald_client::Via::Ws).await } )*
         }
+        mod grpc {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(herald_client::Via::Grpc).await } )*
+        }
     };
 }
 

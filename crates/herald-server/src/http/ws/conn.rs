@@ -13,7 +13,10 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use herald_core::{CloseReason, Consumer, Delivery, HubError, Principal, SubEvent, Subscription};
+use herald_core::{
+    CloseReason, Consumer, Delivery, HubError, Principal, Responder, RpcRequest, SubEvent,
+    Subscription,
+};
 use herald_proto::Reset;
 use herald_proto::ws::{
     CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, ServerFrame, close_reason,
@@ -35,15 +38,17 @@ pub(crate) enum Mode {
     ReceiveOnly,
 }
 
-/// What a connection follows: a subscription or a group consumer.
+/// What a connection follows: a subscription, a group consumer or an RPC responder.
 pub(crate) enum Feed {
     Sub(Subscription),
     Consumer(Consumer),
+    Responder(Responder),
 }
 
 pub(crate) enum FeedEvent {
     Sub(SubEvent),
     Deliveries(Result<Vec<Delivery>, HubError>),
+    Request(RpcRequest),
 }
 
 impl Feed {
@@ -51,9 +56,15 @@ impl Feed {
         match self {
             Feed::Sub(s) => s.poll_next_unpin(cx).map(|e| e.map(FeedEvent::Sub)),
             Feed::Consumer(c) => c.poll_next_unpin(cx).map(|e| e.map(FeedEvent::Deliveries)),
+            Feed::Responder(r) => r.poll_next(cx).map(|e| e.map(FeedEvent::Request)),
         }
     }
 }
+
+/// Requests handed to this connection's responders and not answered yet, by id.
+/// Dropping one (the connection or its responder goes away) lets its caller retry
+/// elsewhere.
+const MAX_PENDING_REQUESTS: usize = 4096;
 
 /// Operations in flight on one connection (publishes, acks); answered in completion
 /// order.
@@ -65,6 +76,8 @@ pub(crate) struct Conn {
     pub(super) codec: Codec,
     pub(super) mode: Mode,
     pub(super) feeds: Vec<(String, Feed)>,
+    /// Requests given to this connection's responders, awaiting `reply` frames.
+    pub(super) pending: std::collections::HashMap<u64, (String, RpcRequest)>,
     next_id: u64,
     /// Where the next poll of the feeds starts (round robin, so a busy one cannot starve
     /// the others).
@@ -88,6 +101,7 @@ impl Conn {
             codec,
             mode,
             feeds: Vec::new(),
+            pending: std::collections::HashMap::new(),
             next_id: 1,
             rr: 0,
             last_seen: Instant::now(),
@@ -210,6 +224,24 @@ impl Conn {
                         out.push(frame);
                     }
                 }
+                Some(FeedEvent::Request(req)) => {
+                    let (data, encoding) =
+                        herald_core::payload_to_json(&req.content_type, &req.data);
+                    let frame = self.codec.frame(&ServerFrame::Request {
+                        sub: id.clone(),
+                        request_id: req.id,
+                        service: req.service.to_string(),
+                        content_type: req.content_type.clone(),
+                        data: serde_json::from_str(&data).unwrap_or_default(),
+                        encoding: encoding.map(str::to_owned),
+                    });
+                    bytes += frame_len(&frame);
+                    out.push(frame);
+                    if self.pending.len() >= MAX_PENDING_REQUESTS {
+                        self.pending.retain(|_, (_, r)| !r.abandoned());
+                    }
+                    self.pending.insert(req.id, (id.clone(), req));
+                }
                 Some(FeedEvent::Deliveries(Err(e))) => {
                     out.push(self.codec.frame(&ServerFrame::Error {
                         reference: None,
@@ -265,7 +297,7 @@ impl Conn {
             .iter()
             .filter_map(|(id, f)| match f {
                 Feed::Sub(s) => Some((id.clone(), s.cursor().to_string())),
-                Feed::Consumer(_) => None,
+                Feed::Consumer(_) | Feed::Responder(_) => None,
             })
             .collect();
         let mut frames = Vec::new();

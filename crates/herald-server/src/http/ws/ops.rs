@@ -3,7 +3,9 @@
 use super::conn::{Conn, Feed, Mode, Ops};
 use axum::extract::ws::Message as WsMessage;
 use futures_util::FutureExt;
-use herald_core::{Filter, HubError, Publish, Start, TopicName, payload_from_json};
+use herald_core::{
+    Call, Filter, HubError, Publish, RpcReply, Start, TopicName, payload_from_json, payload_to_json,
+};
 use herald_proto::ErrorCode;
 use herald_proto::ws::{ClientFrame, Refused, ServerFrame};
 use serde_json::Value;
@@ -79,6 +81,63 @@ impl Conn {
                 );
                 return;
             }
+            ClientFrame::Serve { reference, service } => self.serve_rpc(reference, &service),
+            ClientFrame::Reply {
+                request_id,
+                status,
+                data,
+                content_type,
+                encoding,
+            } => match self.reply(request_id, status, &data, content_type, encoding) {
+                Ok(()) => return,
+                Err(e) => *e,
+            },
+            ClientFrame::Call {
+                reference,
+                service,
+                data,
+                content_type,
+                encoding,
+                timeout,
+            } => {
+                let call = self.st.hub.rpc_timeout(timeout).and_then(|timeout| {
+                    let (content_type, data) =
+                        payload_from_json(&data.to_string(), content_type, encoding.as_deref())?;
+                    Ok(Call {
+                        service,
+                        content_type,
+                        data,
+                        timeout,
+                    })
+                });
+                match call {
+                    Err(e) => hub_error(reference, e),
+                    Ok(call) => {
+                        let hub = self.st.hub.clone();
+                        let caller = self.caller.clone();
+                        ops.push(
+                            async move {
+                                Some(match hub.call(&caller, call).await {
+                                    Ok(r) => {
+                                        let (data, encoding) =
+                                            payload_to_json(&r.content_type, &r.data);
+                                        ServerFrame::Reply {
+                                            reference,
+                                            status: r.status,
+                                            content_type: r.content_type,
+                                            data: serde_json::from_str(&data).unwrap_or_default(),
+                                            encoding: encoding.map(str::to_owned),
+                                        }
+                                    }
+                                    Err(e) => hub_error(reference, e),
+                                })
+                            }
+                            .boxed(),
+                        );
+                        return;
+                    }
+                }
+            }
             ClientFrame::Publish {
                 reference,
                 topic,
@@ -127,14 +186,14 @@ impl Conn {
         out.push(self.codec.frame(&answer));
     }
 
-    fn room(&self, reference: &Option<Value>) -> Result<(), ServerFrame> {
+    fn room(&self, reference: &Option<Value>) -> Result<(), Box<ServerFrame>> {
         let max = self.st.config.websocket.max_subscriptions;
         if self.feeds.len() >= max {
-            return Err(error(
+            return Err(Box::new(error(
                 reference.clone(),
                 ErrorCode::LimitReached,
-                format!("at most {max} subscriptions and consumers per connection"),
-            ));
+                format!("at most {max} subscriptions, consumers and responders per connection"),
+            )));
         }
         Ok(())
     }
@@ -146,7 +205,7 @@ impl Conn {
         after: Option<String>,
     ) -> ServerFrame {
         if let Err(e) = self.room(&reference) {
-            return e;
+            return *e;
         }
         let sub = (|| {
             let patterns = topics
@@ -176,8 +235,10 @@ impl Conn {
                 let (sub, feed) = self.feeds.remove(i);
                 let cursor = match feed {
                     Feed::Sub(s) => s.cursor().to_string(),
-                    Feed::Consumer(_) => String::new(),
+                    Feed::Consumer(_) | Feed::Responder(_) => String::new(),
                 };
+                // Unanswered requests of a stopped responder go back to their callers.
+                self.pending.retain(|_, (owner, _)| *owner != sub);
                 ServerFrame::Unsubscribed {
                     reference,
                     sub,
@@ -192,6 +253,55 @@ impl Conn {
         }
     }
 
+    fn serve_rpc(&mut self, reference: Option<Value>, service: &str) -> ServerFrame {
+        if let Err(e) = self.room(&reference) {
+            return *e;
+        }
+        match self.st.hub.serve(&self.caller, service) {
+            Ok(r) => ServerFrame::Serving {
+                reference,
+                sub: self.add(Feed::Responder(r)),
+            },
+            Err(e) => hub_error(reference, e),
+        }
+    }
+
+    /// Answers a request given to one of this connection's responders.
+    fn reply(
+        &mut self,
+        request_id: u64,
+        status: Option<u16>,
+        data: &Value,
+        content_type: Option<String>,
+        encoding: Option<String>,
+    ) -> Result<(), Box<ServerFrame>> {
+        let status = status.unwrap_or(200);
+        if !(200..=599).contains(&status) {
+            return Err(Box::new(error(
+                None,
+                ErrorCode::InvalidFrame,
+                format!("reply status must be between 200 and 599; got {status}"),
+            )));
+        }
+        let (content_type, data) =
+            payload_from_json(&data.to_string(), content_type, encoding.as_deref())
+                .map_err(|e| Box::new(hub_error(None, e)))?;
+        let Some((_, req)) = self.pending.remove(&request_id) else {
+            return Err(Box::new(error(
+                None,
+                ErrorCode::NotFound,
+                format!("no request {request_id} is waiting for a reply on this connection"),
+            )));
+        };
+        // A caller that timed out no longer listens; nothing to tell the responder.
+        req.reply(RpcReply {
+            status,
+            content_type,
+            data,
+        });
+        Ok(())
+    }
+
     fn consume(
         &mut self,
         reference: Option<Value>,
@@ -200,7 +310,7 @@ impl Conn {
         prefetch: usize,
     ) -> ServerFrame {
         if let Err(e) = self.room(&reference) {
-            return e;
+            return *e;
         }
         let consumer = HubError::topic(topic)
             .and_then(|t| self.st.hub.consume(&self.caller, &t, group, prefetch));
