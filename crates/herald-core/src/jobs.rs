@@ -235,7 +235,7 @@ impl Hub {
         if !who.may_subscribe(&Filter::topic(&topic)) {
             return Err(HubError::Forbidden(format!("may not read job {id}")));
         }
-        let (mut doc, mut at) = self.job_doc(queue, id)?;
+        let (mut doc, mut at) = self.job_doc(queue, id).await?;
         let deadline = Instant::now() + wait;
         while !doc.status.is_terminal() && Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -258,13 +258,20 @@ impl Hub {
     }
 
     /// The latest document of a job and its position.
-    fn job_doc(&self, queue: &str, id: &str) -> Result<(JobDoc, Cursor), HubError> {
+    async fn job_doc(&self, queue: &str, id: &str) -> Result<(JobDoc, Cursor), HubError> {
         let topic = status_topic(queue, id)?;
         let missing = || HubError::JobNotFound(id.to_owned());
-        let info = self.store().topic(&topic)?.ok_or_else(missing)?;
-        let last = info.last.ok_or_else(missing)?;
-        let m = self.message_at(&topic, last).ok_or_else(missing)?;
-        Ok((parse_doc(&m)?, m.id))
+        // A topic's newest position is known before its commit is visible to reads;
+        // give an in-flight commit a moment to land.
+        for _ in 0..100 {
+            let info = self.store().topic(&topic)?.ok_or_else(missing)?;
+            let last = info.last.ok_or_else(missing)?;
+            if let Some(m) = self.message_at(&topic, last) {
+                return Ok((parse_doc(&m)?, m.id));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Err(missing())
     }
 
     /// Publishes the document `change` makes of the current one (nothing when it
@@ -277,7 +284,7 @@ impl Hub {
     ) -> Result<Option<JobDoc>, HubError> {
         let topic = status_topic(queue, id)?;
         let _guard = self.job_locks().of(id).lock().await;
-        let current = match self.job_doc(queue, id) {
+        let current = match self.job_doc(queue, id).await {
             Ok((doc, _)) => doc,
             Err(HubError::JobNotFound(_)) => {
                 // Not documented yet: it exists when its task does.

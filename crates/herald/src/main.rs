@@ -1,4 +1,5 @@
-//! The `herald` command: serve, publish, read, subscribe, bench.
+//! The `herald` command: serve, publish, read, subscribe, consume, jobs, webhooks, rpc,
+//! bench.
 
 mod bench;
 mod cmd;
@@ -39,6 +40,9 @@ enum Command {
     /// Manage webhook endpoints.
     #[command(subcommand)]
     Webhooks(cmd::queues::WebhooksCommand),
+    /// Request-reply: call a service or serve one.
+    #[command(subcommand)]
+    Rpc(cmd::rpc::RpcCommand),
     /// Measure the server.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -80,6 +84,7 @@ fn main() -> std::process::ExitCode {
             Command::Consume(a) => cmd::queues::consume(a).await,
             Command::Jobs(c) => cmd::queues::jobs(c).await,
             Command::Webhooks(c) => cmd::queues::webhooks(c).await,
+            Command::Rpc(c) => cmd::rpc::run(c).await,
             Command::Bench(b) => bench::run(b).await,
         }
     });

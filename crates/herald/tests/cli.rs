@@ -291,7 +291,7 @@ fn subscribe_over_every_push_transport_prints_ndjson() {
         .expect("publish");
     assert!(out.status.success());
     let first: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    for via in ["sse", "ws", "long-poll"] {
+    for via in ["sse", "ws", "long-poll", "grpc"] {
         let mut sub = Proc(
             herald()
                 .args([
@@ -459,4 +459,60 @@ fn jobs_work_submit_and_wait_from_the_command_line() {
     );
     let list = json_out(&["webhooks", "list", "--server", &url]);
     assert_eq!(list["webhooks"][0]["id"], hook["id"]);
+}
+
+#[test]
+fn rpc_serve_runs_a_command_per_request_and_call_prints_the_reply() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, url) = serve(dir.path());
+    let _responder = Proc(
+        herald()
+            .args([
+                "rpc", "serve", "upper", "--server", &url, "--", "tr", "a-z", "A-Z",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rpc serve"),
+    );
+    let _failing = Proc(
+        herald()
+            .args(["rpc", "serve", "fails", "--server", &url, "--", "sh", "-c"])
+            .arg("echo broken >&2; exit 3")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rpc serve"),
+    );
+    // The responders connect in the background: call until they answer.
+    let call = |service: &str| {
+        herald()
+            .args(["rpc", "call", service, "hello there", "--server", &url])
+            .output()
+            .expect("rpc call")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = call("upper");
+        if out.status.success() {
+            break out;
+        }
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(err.contains("no_responder"), "unexpected failure: {err}");
+        assert!(std::time::Instant::now() < deadline, "no responder came up");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO THERE\n");
+    let out = loop {
+        let out = call("fails");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        if !err.contains("no_responder") {
+            break out;
+        }
+        assert!(std::time::Instant::now() < deadline, "no responder came up");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!out.status.success(), "a 500 reply fails the call command");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("broken"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("500"));
 }

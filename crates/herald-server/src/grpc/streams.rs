@@ -223,48 +223,83 @@ pub async fn serve(
     let serve_request::Request::Start(start) = first else {
         return Err(invalid("the first request of Serve must be start"));
     };
-    let mut responder = hub.serve(&who, &start.service).map_err(status)?;
-    let (tx, out) = channel();
-    tokio::spawn(async move {
-        let mut pending: HashMap<u64, RpcRequest> = HashMap::new();
+    let responder = hub.serve(&who, &start.service).map_err(status)?;
+    Ok(ServeStream {
+        responder,
+        inbound,
+        pending: HashMap::new(),
+        done: false,
+    }
+    .boxed())
+}
+
+/// The responder's side of `Serve` as one stream: polling it takes replies from the
+/// client and hands out requests, all in the task that writes the response, so a
+/// request or a reply crosses no extra task on its way.
+struct ServeStream {
+    responder: herald_core::Responder,
+    inbound: Streaming<grpc::ServeRequest>,
+    pending: HashMap<u64, RpcRequest>,
+    done: bool,
+}
+
+impl futures_util::Stream for ServeStream {
+    type Item = Result<grpc::ServeEvent, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        // Replies first: they complete calls.
         loop {
-            tokio::select! {
-                req = responder.next() => {
-                    let Some(req) = req else { break };
-                    let ev = serve_event::Event::Request(grpc::Request {
-                        request_id: req.id,
-                        service: req.service.to_string(),
-                        content_type: req.content_type.clone(),
-                        data: req.data.clone(),
-                    });
-                    if tx.send(Ok(grpc::ServeEvent { event: Some(ev) })).await.is_err() {
-                        break;
-                    }
-                    if pending.len() >= MAX_PENDING {
-                        pending.retain(|_, r| !r.abandoned());
-                    }
-                    pending.insert(req.id, req);
-                }
-                msg = inbound.next() => {
-                    let reply = match msg.map(|r| r.map(|r| r.request)) {
-                        Some(Ok(Some(serve_request::Request::Reply(r)))) => r,
-                        Some(Ok(_)) => {
-                            let _ = tx.send(Err(invalid("after start, send replies"))).await;
-                            break;
-                        }
-                        Some(Err(_)) | None => break,
-                    };
-                    // A reply to a caller that timed out (or an unknown id) has no one
-                    // to go to.
-                    if let Some(req) = pending.remove(&reply.request_id) {
+            match this.inbound.poll_next_unpin(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Some(Ok(grpc::ServeRequest {
+                    request: Some(serve_request::Request::Reply(reply)),
+                }))) => {
+                    // A reply to a caller that timed out (or to an unknown id) has no
+                    // one to go to.
+                    if let Some(req) = this.pending.remove(&reply.request_id) {
                         req.reply(rpc_reply(reply));
                     }
                 }
-                _ = tx.closed() => break,
+                Poll::Ready(Some(Ok(_))) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(invalid("after start, send replies"))));
+                }
+                // The client went away: unanswered requests go back to their callers.
+                Poll::Ready(Some(Err(_)) | None) => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
             }
         }
-    });
-    Ok(out)
+        match this.responder.poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(req)) => {
+                let ev = serve_event::Event::Request(grpc::Request {
+                    request_id: req.id,
+                    service: req.service.to_string(),
+                    content_type: req.content_type.clone(),
+                    data: req.data.clone(),
+                });
+                if this.pending.len() >= MAX_PENDING {
+                    this.pending.retain(|_, r| !r.abandoned());
+                }
+                this.pending.insert(req.id, req);
+                Poll::Ready(Some(Ok(grpc::ServeEvent { event: Some(ev) })))
+            }
+        }
+    }
 }
 
 /// A responder's reply; a status outside 200–599 becomes a 502 for the caller.

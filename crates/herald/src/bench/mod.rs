@@ -9,6 +9,7 @@ mod proc;
 mod publish;
 mod queue;
 mod report;
+mod rpc;
 mod target;
 mod webhooks;
 mod worker;
@@ -25,6 +26,8 @@ pub enum BenchCommand {
     Idle(idle::IdleArgs),
     /// Work queue: publish, claim and ack end to end over HTTP and WebSocket.
     Queue(queue::QueueArgs),
+    /// Request-reply round trips: HTTP or gRPC callers, WebSocket or gRPC responders.
+    Rpc(rpc::RpcArgs),
     /// Webhook deliveries per second to a local sink, many endpoints.
     Webhooks(webhooks::WebhooksArgs),
     /// A client process used by the other benchmarks.
@@ -38,6 +41,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Fanout(a) => fanout::run(a).await,
         BenchCommand::Idle(a) => idle::run(a).await,
         BenchCommand::Queue(a) => queue::run(a).await,
+        BenchCommand::Rpc(a) => rpc::run(a).await,
         BenchCommand::Webhooks(a) => webhooks::run(a).await,
         BenchCommand::Worker(a) => worker::run(a).await,
     }

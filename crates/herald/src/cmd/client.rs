@@ -67,6 +67,8 @@ pub enum ViaArg {
     Sse,
     /// WebSocket.
     Ws,
+    /// gRPC streaming.
+    Grpc,
 }
 
 #[derive(Args, Debug)]
@@ -93,8 +95,9 @@ fn client(server: &ServerArg) -> anyhow::Result<Client> {
     Ok(Client::new(&server.server)?)
 }
 
-pub async fn publish(a: PublishArgs) -> anyhow::Result<()> {
-    let data: Vec<u8> = match a.data {
+/// DATA, or everything on stdin when it is absent.
+pub(crate) fn data_or_stdin(data: Option<String>) -> anyhow::Result<Vec<u8>> {
+    Ok(match data {
         Some(d) => d.into_bytes(),
         None => {
             let mut buf = Vec::new();
@@ -103,16 +106,23 @@ pub async fn publish(a: PublishArgs) -> anyhow::Result<()> {
                 .context("reading stdin")?;
             buf
         }
-    };
-    let content_type = a.content_type.unwrap_or_else(|| {
-        if serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok() {
-            "application/json".into()
-        } else if std::str::from_utf8(&data).is_ok() {
-            "text/plain; charset=utf-8".into()
-        } else {
-            "application/octet-stream".into()
-        }
-    });
+    })
+}
+
+/// JSON if it parses, then UTF-8 text, then bytes.
+pub(crate) fn guess_content_type(data: &[u8]) -> String {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok() {
+        "application/json".into()
+    } else if std::str::from_utf8(data).is_ok() {
+        "text/plain; charset=utf-8".into()
+    } else {
+        "application/octet-stream".into()
+    }
+}
+
+pub async fn publish(a: PublishArgs) -> anyhow::Result<()> {
+    let data = data_or_stdin(a.data)?;
+    let content_type = a.content_type.unwrap_or_else(|| guess_content_type(&data));
     let opts = PublishOptions {
         content_type: Some(content_type),
         event: a.event,
@@ -165,6 +175,7 @@ pub async fn subscribe(a: SubscribeArgs) -> anyhow::Result<()> {
         ViaArg::LongPoll => Via::LongPoll,
         ViaArg::Sse => Via::Sse,
         ViaArg::Ws => Via::Ws,
+        ViaArg::Grpc => Via::Grpc,
     };
     let opts = SubscribeOptions::new(via)
         .after(a.after)

@@ -1,3 +1,4 @@
 pub mod client;
 pub mod queues;
+pub mod rpc;
 pub mod serve;

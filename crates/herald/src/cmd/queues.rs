@@ -43,7 +43,7 @@ pub struct ConsumeArgs {
 }
 
 /// Runs `cmd` with `stdin`; answers (success, stdout, stderr tail).
-async fn run_command(
+pub(crate) async fn run_command(
     mut cmd: tokio::process::Command,
     stdin: &[u8],
 ) -> anyhow::Result<(bool, Vec<u8>, String)> {
