@@ -8,15 +8,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn post(s: &TestServer, path: &str, body: Value) -> (u16, Value) {
-    let res = s
-        .http()
-        .post(s.at(path))
-        .json(&body)
-        .send()
-        .await
-        .expect("post");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    crate::post_json(s, path, &body).await
 }
 
 fn receipts(claim: &Value) -> Vec<String> {

@@ -29,26 +29,11 @@ async fn submit(s: &TestServer, queue: &str, body: &str, callback: Option<&str>)
 }
 
 async fn doc(s: &TestServer, url: &str) -> Value {
-    s.http()
-        .get(s.at(url))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json")
+    crate::get(&s.http(), &s.url(), url).await.1
 }
 
 async fn post(s: &TestServer, path: &str, body: Value) -> (u16, Value) {
-    let res = s
-        .http()
-        .post(s.at(path))
-        .json(&body)
-        .send()
-        .await
-        .expect("post");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    crate::post_json(s, path, &body).await
 }
 
 /// Claims one task from `jobs.{queue}` as group `workers`.

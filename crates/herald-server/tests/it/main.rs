@@ -31,6 +31,19 @@ pub async fn publish(http: &reqwest::Client, url: &str, topic: &str, body: &str)
     res.json().await.expect("publish json")
 }
 
+/// POSTs `body` as JSON to `path` and returns (status, JSON body or null).
+pub async fn post_json(s: &herald_testkit::TestServer, path: &str, body: &Value) -> (u16, Value) {
+    let res = s
+        .http()
+        .post(s.at(path))
+        .json(body)
+        .send()
+        .await
+        .expect("post");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
 /// GETs `path` and returns (status, JSON body).
 pub async fn get(http: &reqwest::Client, url: &str, path: &str) -> (u16, Value) {
     let res = http.get(format!("{url}{path}")).send().await.expect("get");

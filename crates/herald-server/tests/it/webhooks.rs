@@ -118,26 +118,11 @@ pub async fn server() -> TestServer {
 }
 
 async fn create(s: &TestServer, body: Value) -> (u16, Value) {
-    let res = s
-        .http()
-        .post(s.at("/v1/webhooks"))
-        .json(&body)
-        .send()
-        .await
-        .expect("post");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    crate::post_json(s, "/v1/webhooks", &body).await
 }
 
 async fn get(s: &TestServer, path: &str) -> Value {
-    s.http()
-        .get(s.at(path))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json")
+    crate::get(&s.http(), &s.url(), path).await.1
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use super::clients::{Transport, now_us};
 use super::load::RawHttp;
-use super::report::{Report, micros, rate};
+use super::report::{Report, cpu_rss, micros, rate};
 use super::target::{Target, TargetArgs};
 use super::worker::{FanoutReport, Worker};
 use clap::Args;
@@ -128,16 +128,7 @@ async fn one(a: &FanoutArgs, via: Transport) -> anyhow::Result<Vec<String>> {
     for w in workers {
         w.stop().await;
     }
-    let (cpu, rss) = match (before, after) {
-        (Some(b), Some(a)) => (
-            format!(
-                "{:.2} µs",
-                (a.cpu - b.cpu).as_secs_f64() * 1e6 / received.max(1) as f64
-            ),
-            format!("{:.1} MiB", a.rss as f64 / 1048576.0),
-        ),
-        _ => ("n/a".into(), "n/a".into()),
-    };
+    let (cpu, rss) = cpu_rss(before, after, received);
     target.stop().await;
     Ok(vec![
         format!("{via:?}").to_lowercase(),

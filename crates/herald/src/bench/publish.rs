@@ -1,7 +1,7 @@
 //! `herald bench publish`: durable publishes over HTTP keep-alive.
 
 use super::load::{RawHttp, closed_loop};
-use super::report::{Report, micros, rate};
+use super::report::{Report, cpu_rss, micros, rate};
 use super::target::{Target, TargetArgs};
 use bytes::Bytes;
 use clap::Args;
@@ -105,16 +105,7 @@ pub async fn run(a: PublishArgs) -> anyhow::Result<()> {
             if batch <= 1 {
                 single_rates.push((depth, msgs));
             }
-            let (cpu, rss) = match (before, after) {
-                (Some(b), Some(a)) => (
-                    format!(
-                        "{:.1} µs",
-                        (a.cpu - b.cpu).as_secs_f64() * 1e6 / result.units.max(1) as f64
-                    ),
-                    format!("{:.1} MiB", a.rss as f64 / 1048576.0),
-                ),
-                _ => ("n/a".into(), "n/a".into()),
-            };
+            let (cpu, rss) = cpu_rss(before, after, result.units);
             report.rows.push(vec![
                 batch.to_string(),
                 depth.to_string(),

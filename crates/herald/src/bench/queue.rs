@@ -5,7 +5,7 @@
 //! publish to the last ack; every message must be acked exactly once.
 
 use super::load::RawHttp;
-use super::report::{Report, rate};
+use super::report::{Report, cpu_rss, rate};
 use super::target::{Target, TargetArgs};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -109,16 +109,7 @@ pub async fn run(a: QueueArgs) -> anyhow::Result<()> {
                 sorted.sort_unstable();
                 sorted.dedup();
                 let dups = acked - sorted.len() as u64;
-                let (cpu, rss) = match (before, after) {
-                    (Some(b), Some(af)) => (
-                        format!(
-                            "{:.1} µs",
-                            (af.cpu - b.cpu).as_secs_f64() * 1e6 / acked.max(1) as f64
-                        ),
-                        format!("{:.1} MiB", af.rss as f64 / 1048576.0),
-                    ),
-                    _ => ("n/a".into(), "n/a".into()),
-                };
+                let (cpu, rss) = cpu_rss(before, after, acked);
                 report.rows.push(vec![
                     format!("{via:?}").to_lowercase(),
                     consumers.to_string(),

@@ -76,3 +76,23 @@ pub fn micros(us: u64) -> String {
         format!("{us} µs")
     }
 }
+
+/// Server CPU per unit of work and RSS between two samples ("n/a" without a PID).
+pub fn cpu_rss(
+    before: Option<super::proc::ProcSample>,
+    after: Option<super::proc::ProcSample>,
+    units: u64,
+) -> (String, String) {
+    match (before, after) {
+        (Some(b), Some(a)) => {
+            let per = (a.cpu - b.cpu).as_secs_f64() * 1e6 / units.max(1) as f64;
+            let cpu = if per < 10.0 {
+                format!("{per:.2} µs")
+            } else {
+                format!("{per:.1} µs")
+            };
+            (cpu, format!("{:.1} MiB", a.rss as f64 / 1048576.0))
+        }
+        _ => ("n/a".into(), "n/a".into()),
+    }
+}

@@ -2,7 +2,7 @@
 //! responder → herald → caller, with the caller and an echoing responder in this process.
 
 use super::load::{RawHttp, closed_loop};
-use super::report::{Report, micros, rate};
+use super::report::{Report, cpu_rss, micros, rate};
 use super::target::{Target, TargetArgs};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -115,13 +115,7 @@ pub async fn run(a: RpcArgs) -> anyhow::Result<()> {
             .await?;
             let after = target.sample();
             let secs = result.elapsed.as_secs_f64();
-            let cpu = match (before, after) {
-                (Some(b), Some(af)) => format!(
-                    "{:.1} µs",
-                    (af.cpu - b.cpu).as_secs_f64() * 1e6 / result.ops.max(1) as f64
-                ),
-                _ => "n/a".into(),
-            };
+            let (cpu, _) = cpu_rss(before, after, result.ops);
             report.rows.push(vec![
                 name(path).to_owned(),
                 depth.to_string(),

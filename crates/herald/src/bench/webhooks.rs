@@ -5,7 +5,7 @@
 
 use super::clients::{now_us, parse_payload};
 use super::load::RawHttp;
-use super::report::{Report, micros, rate};
+use super::report::{Report, cpu_rss, micros, rate};
 use super::target::{Target, TargetArgs};
 use anyhow::Context;
 use clap::Args;
@@ -188,16 +188,7 @@ pub async fn run(mut a: WebhooksArgs) -> anyhow::Result<()> {
     ]
     .map(String::from)
     .to_vec();
-    let (cpu, rss) = match (before, after) {
-        (Some(b), Some(af)) => (
-            format!(
-                "{:.1} µs",
-                (af.cpu - b.cpu).as_secs_f64() * 1e6 / received.max(1) as f64
-            ),
-            format!("{:.1} MiB", af.rss as f64 / 1048576.0),
-        ),
-        _ => ("n/a".into(), "n/a".into()),
-    };
+    let (cpu, rss) = cpu_rss(before, after, received);
     let latency = sink
         .latency
         .lock()
