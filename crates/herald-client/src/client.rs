@@ -19,6 +19,8 @@ pub struct Client {
     pub(crate) base: Arc<str>,
     /// The gRPC (HTTP/2) connection, made on first use.
     grpc: Arc<std::sync::OnceLock<tonic::transport::Channel>>,
+    /// The bearer token sent with every request, if any.
+    pub(crate) token: Option<Arc<str>>,
 }
 
 /// Options of a publish.
@@ -107,6 +109,25 @@ impl ReadOptions {
     }
 }
 
+fn bearer(token: &str) -> Result<reqwest::header::HeaderValue, Error> {
+    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| Error::new(ErrorKind::InvalidInput, "the token must be visible ASCII"))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn http_client(auth: Option<reqwest::header::HeaderValue>) -> Result<reqwest::Client, Error> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(v) = auth {
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    Ok(reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .default_headers(headers)
+        .build()?)
+}
+
 /// Passes successful answers through; turns error answers into an [`Error`] with the
 /// server's problem document.
 pub(crate) async fn check(res: reqwest::Response) -> Result<reqwest::Response, Error> {
@@ -153,15 +174,46 @@ impl Client {
                 "the server URL must be http:// or https://",
             ));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .tcp_nodelay(true)
-            .build()?;
         Ok(Client {
-            http,
+            http: http_client(None)?,
             base: base_url.trim_end_matches('/').into(),
             grpc: Arc::default(),
+            token: None,
         })
+    }
+
+    /// The same server, presenting `token` (an API key or a JWT) on every request: as
+    /// `Authorization: Bearer` over HTTP, WebSocket and gRPC.
+    ///
+    /// ```
+    /// let client = herald_client::Client::new("http://127.0.0.1:8080")?.with_token("s3cret")?;
+    /// # Ok::<(), herald_client::Error>(())
+    /// ```
+    pub fn with_token(self, token: &str) -> Result<Client, Error> {
+        let value = bearer(token)?;
+        Ok(Client {
+            http: http_client(Some(value))?,
+            base: self.base,
+            grpc: Arc::default(),
+            token: Some(token.into()),
+        })
+    }
+
+    /// `Authorization: Bearer <token>` for requests the client builds itself.
+    pub(crate) fn authorization(&self) -> Option<reqwest::header::HeaderValue> {
+        self.token.as_deref().and_then(|t| bearer(t).ok())
+    }
+
+    /// A gRPC request carrying the token.
+    pub(crate) fn grpc_request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        if let Some(v) = self
+            .authorization()
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+        {
+            req.metadata_mut().insert("authorization", v);
+        }
+        req
     }
 
     /// The gRPC client (same address; HTTP/2 without TLS for `http://`). Must be

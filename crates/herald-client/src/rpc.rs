@@ -191,7 +191,10 @@ impl Client {
                 rx,
                 |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
             );
-        let mut inbound = client.serve(outbound).await?.into_inner();
+        let mut inbound = client
+            .serve(self.grpc_request(outbound))
+            .await?
+            .into_inner();
         while let Some(ev) = inbound.message().await? {
             let Some(serve_event::Event::Request(r)) = ev.event else {
                 continue;

@@ -56,6 +56,12 @@ pub enum HubError {
     ResponderGone(String),
     #[error("not allowed: {0}")]
     Forbidden(String),
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("{what}; try again in {retry_after_ms} ms")]
+    RateLimited { what: String, retry_after_ms: u64 },
+    #[error("{0}")]
+    LimitReached(String),
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -91,6 +97,9 @@ impl HubError {
             HubError::Timeout { .. } => ErrorCode::Timeout,
             HubError::ResponderGone(_) => ErrorCode::ResponderGone,
             HubError::Forbidden(_) => ErrorCode::Forbidden,
+            HubError::Unauthorized(_) => ErrorCode::Unauthorized,
+            HubError::RateLimited { .. } => ErrorCode::RateLimited,
+            HubError::LimitReached(_) => ErrorCode::LimitReached,
             HubError::ShuttingDown => ErrorCode::ShuttingDown,
             HubError::Storage(StoreError::Closed) => ErrorCode::ShuttingDown,
             HubError::Storage(StoreError::Io(_)) => ErrorCode::StorageFailure,

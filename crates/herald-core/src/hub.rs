@@ -51,6 +51,8 @@ pub struct HubOptions {
     pub rpc_default_timeout: Duration,
     /// The longest timeout an RPC call may ask for.
     pub rpc_max_timeout: Duration,
+    /// Most long polls parked at once.
+    pub max_long_polls: usize,
 }
 
 impl Default for HubOptions {
@@ -66,6 +68,7 @@ impl Default for HubOptions {
             subscriptions: SubscriptionOptions::default(),
             rpc_default_timeout: Duration::from_secs(5),
             rpc_max_timeout: Duration::from_secs(60),
+            max_long_polls: 100_000,
         }
     }
 }
@@ -156,6 +159,29 @@ pub(crate) enum Resolved {
     Reset(ResetReason),
 }
 
+/// One parked long poll, counted against `max_long_polls` while it lives.
+struct Parked(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Parked {
+    fn take(count: &Arc<std::sync::atomic::AtomicUsize>, max: usize) -> Result<Parked, HubError> {
+        use std::sync::atomic::Ordering;
+        if count.fetch_add(1, Ordering::AcqRel) >= max {
+            count.fetch_sub(1, Ordering::AcqRel);
+            return Err(HubError::LimitReached(format!(
+                "{max} long polls are parked already; retry shortly, or subscribe over SSE, \
+                 WebSocket or gRPC"
+            )));
+        }
+        Ok(Parked(count.clone()))
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Live listeners and their buffered messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiveStats {
@@ -195,6 +221,8 @@ struct Inner {
     callback_key: tokio::sync::OnceCell<bytes::Bytes>,
     opts: HubOptions,
     shutdown: CancellationToken,
+    /// Long polls parked now.
+    parked: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Hub {
@@ -222,6 +250,7 @@ impl Hub {
                 callback_key: tokio::sync::OnceCell::new(),
                 opts,
                 shutdown: CancellationToken::new(),
+                parked: Arc::default(),
             }),
         };
         hub.groups().add_observer(Arc::new(JobObserver));
@@ -361,7 +390,7 @@ impl Hub {
         if self.is_shutting_down() {
             crate::fanout::Listener::close(&*queue);
         }
-        Subscription::start(self.clone(), filter, start, queue, registration, opts)
+        Subscription::start(self.clone(), filter, start, queue, registration, opts, who)
     }
 
     fn check_subscribe(&self, who: &Principal, filter: &Filter) -> Result<(), HubError> {
@@ -369,10 +398,7 @@ impl Hub {
             return Ok(());
         }
         let pats: Vec<&str> = filter.patterns().iter().map(|p| p.as_str()).collect();
-        Err(HubError::Forbidden(format!(
-            "may not read {}",
-            pats.join(", ")
-        )))
+        Err(who.refuse(format!("may not read {}", pats.join(", "))))
     }
 
     /// Commits what is pending and closes the store.
@@ -492,7 +518,13 @@ impl Hub {
             .topic
             .ok_or_else(|| HubError::InvalidParameter("a topic is required".into()))?;
         if !who.may_publish(&topic) {
-            return Err(HubError::Forbidden(format!("may not publish to {topic}")));
+            return Err(who.refuse(format!("may not publish to {topic}")));
+        }
+        if crate::jobs::is_status_topic(&topic) && !who.is_system() {
+            return Err(HubError::Forbidden(format!(
+                "{topic} holds a job's status documents, written by herald only; report \
+                 with POST /v1/jobs/{{queue}}/{{id}}/progress, complete or fail"
+            )));
         }
         let max = self.inner.opts.max_payload_bytes;
         if msg.data.len() > max {
@@ -620,11 +652,14 @@ impl Hub {
             Resolved::At { after, check } => (after, check),
             Resolved::Reset(reason) => return self.reset(&req, reason),
         };
-        let waiter = (!req.wait.is_zero()).then(|| {
+        let waiter = if req.wait.is_zero() {
+            None
+        } else {
+            let parked = Parked::take(&self.inner.parked, self.inner.opts.max_long_polls)?;
             let w = Arc::new(Waiter::default());
             let reg = self.inner.fanout.register(&req.filter, w.clone());
-            (w, reg)
-        });
+            Some((w, (reg, parked)))
+        };
         let deadline = tokio::time::Instant::now() + req.wait;
         loop {
             let batch = store.read(&req.filter, after, req.limit)?;
@@ -722,7 +757,7 @@ impl Hub {
     /// One topic's statistics.
     pub fn topic(&self, who: &Principal, name: &TopicName) -> Result<TopicStats, HubError> {
         if !who.may_subscribe(&Filter::topic(name)) {
-            return Err(HubError::Forbidden(format!("may not read {name}")));
+            return Err(who.refuse(format!("may not read {name}")));
         }
         let info = self
             .inner
@@ -748,7 +783,7 @@ impl Hub {
         retention: Retention,
     ) -> Result<TopicStats, HubError> {
         if !who.is_admin() {
-            return Err(HubError::Forbidden("configuring topics needs admin".into()));
+            return Err(who.refuse("configuring topics needs admin"));
         }
         let info = self.inner.store.set_retention(name, retention).await?;
         Ok(self.stats(info))
@@ -757,7 +792,7 @@ impl Hub {
     /// Deletes a topic and its messages. Readers holding cursors into it get a reset.
     pub async fn delete_topic(&self, who: &Principal, name: &TopicName) -> Result<(), HubError> {
         if !who.is_admin() {
-            return Err(HubError::Forbidden("deleting topics needs admin".into()));
+            return Err(who.refuse("deleting topics needs admin"));
         }
         if self.inner.store.delete_topic(name).await? {
             Ok(())

@@ -50,6 +50,14 @@ pub fn queue_topic(queue: &str) -> Result<TopicName, HubError> {
     HubError::topic(&format!("jobs.{queue}"))
 }
 
+/// Whether `topic` is a job's status topic (`jobs.{queue}.{id}`).
+pub(crate) fn is_status_topic(topic: &TopicName) -> bool {
+    topic
+        .as_str()
+        .strip_prefix("jobs.")
+        .is_some_and(|rest| rest.split('.').count() == 2)
+}
+
 fn status_topic(queue: &str, id: &str) -> Result<TopicName, HubError> {
     Cursor::parse(id).map_err(|_| HubError::JobNotFound(id.chars().take(64).collect()))?;
     HubError::topic(&format!("jobs.{queue}.{id}"))
@@ -233,7 +241,7 @@ impl Hub {
     ) -> Result<JobDoc, HubError> {
         let topic = status_topic(queue, id)?;
         if !who.may_subscribe(&Filter::topic(&topic)) {
-            return Err(HubError::Forbidden(format!("may not read job {id}")));
+            return Err(who.refuse(format!("may not read job {id}")));
         }
         let (mut doc, mut at) = self.job_doc(queue, id).await?;
         let deadline = Instant::now() + wait;
@@ -345,9 +353,7 @@ impl Hub {
     fn worker_check(&self, who: &Principal, queue: &str) -> Result<TopicName, HubError> {
         let topic = queue_topic(queue)?;
         if !who.may_subscribe(&Filter::topic(&topic)) {
-            return Err(HubError::Forbidden(format!(
-                "may not work on queue {queue}"
-            )));
+            return Err(who.refuse(format!("may not work on queue {queue}")));
         }
         Ok(topic)
     }

@@ -199,7 +199,7 @@ impl Hub {
         }
         let topic = service_topic(service)?;
         if !who.may_subscribe(&Filter::topic(&topic)) {
-            return Err(HubError::Forbidden(format!("may not serve {service}")));
+            return Err(who.refuse(format!("may not serve {service}")));
         }
         let registry = self.rpc_registry();
         let (tx, rx) = mpsc::channel(RESPONDER_QUEUE);
@@ -227,10 +227,7 @@ impl Hub {
         }
         let topic = service_topic(&call.service)?;
         if !who.may_publish(&topic) {
-            return Err(HubError::Forbidden(format!(
-                "may not call {}",
-                call.service
-            )));
+            return Err(who.refuse(format!("may not call {}", call.service)));
         }
         let max = self.options().max_payload_bytes;
         if call.data.len() > max {

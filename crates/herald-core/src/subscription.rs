@@ -60,16 +60,22 @@ pub enum CloseReason {
     ShuttingDown,
     /// Storage failed while catching up.
     StorageFailure,
+    /// The subscriber's credential expired.
+    TokenExpired,
+    /// The subscriber's credential was revoked.
+    TokenRevoked,
 }
 
 impl CloseReason {
     /// A stable name for the reason (`slow_consumer`, `shutting_down`,
-    /// `storage_failure`).
+    /// `storage_failure`, `token_expired`, `token_revoked`).
     pub fn as_str(self) -> &'static str {
         match self {
             CloseReason::SlowConsumer => "slow_consumer",
             CloseReason::ShuttingDown => "shutting_down",
             CloseReason::StorageFailure => "storage_failure",
+            CloseReason::TokenExpired => "token_expired",
+            CloseReason::TokenRevoked => "token_revoked",
         }
     }
 }
@@ -189,7 +195,6 @@ enum Phase {
 }
 
 /// A live subscription: a `Stream` of [`SubEvent`]s in log order.
-#[derive(Debug)]
 pub struct Subscription {
     hub: Hub,
     filter: Filter,
@@ -200,6 +205,18 @@ pub struct Subscription {
     pending: Option<SubEvent>,
     overflows: VecDeque<Instant>,
     opts: SubscriptionOptions,
+    /// Ends the subscription when the subscriber's credential lapses.
+    lapse: Option<std::pin::Pin<Box<dyn std::future::Future<Output = CloseReason> + Send>>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("filter", &self.filter)
+            .field("after", &self.after)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Subscription {
@@ -210,8 +227,10 @@ impl Subscription {
         queue: Arc<SubQueue>,
         registration: Registration,
         opts: SubscriptionOptions,
+        who: &crate::Principal,
     ) -> Result<Subscription, HubError> {
         let mut sub = Subscription {
+            lapse: who.lapse(),
             hub,
             filter,
             queue,
@@ -326,6 +345,13 @@ impl Stream for Subscription {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SubEvent>> {
         let this = &mut *self;
+        if this.phase != Phase::Done
+            && let Some(lapse) = this.lapse.as_mut()
+            && let Poll::Ready(reason) = lapse.as_mut().poll(cx)
+        {
+            this.lapse = None;
+            return Poll::Ready(Some(this.close(reason)));
+        }
         loop {
             if let Some(ev) = this.pending.take() {
                 return Poll::Ready(Some(ev));

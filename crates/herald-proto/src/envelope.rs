@@ -1,18 +1,20 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// A message as it appears on the wire (the JSON envelope).
 ///
 /// `data` is the JSON value when `content_type` is JSON, a string for `text/*`, and a
 /// base64 string (with `encoding: "base64"`) otherwise.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Envelope {
     /// The message's cursor.
     pub id: String,
     /// The topic it was published to.
     pub topic: String,
     /// RFC 3339 UTC time with milliseconds.
+    #[schema(format = DateTime)]
     pub time: String,
     /// Optional event type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -20,6 +22,7 @@ pub struct Envelope {
     /// The payload's content type.
     pub content_type: String,
     /// The payload, rendered as described on the type.
+    #[schema(value_type = serde_json::Value)]
     pub data: Box<RawValue>,
     /// `"base64"` when `data` is base64-encoded bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,12 +58,13 @@ fn is_json(content_type: &str) -> bool {
 }
 
 /// The answer to a publish: `{"id","topic","time"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Published {
     /// The message's cursor.
     pub id: String,
     /// The topic.
     pub topic: String,
     /// RFC 3339 UTC time with milliseconds.
+    #[schema(format = DateTime)]
     pub time: String,
 }

@@ -1,8 +1,9 @@
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A stable, machine-readable error code. The string form (`as_str`) is part of the
 /// public contract: it appears as `code` in problem documents and WebSocket error frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// A topic name breaks the naming rules.
@@ -37,6 +38,8 @@ pub enum ErrorCode {
     LimitReached,
     /// No valid credentials were presented.
     Unauthorized,
+    /// Too many requests; retry after the time given.
+    RateLimited,
     /// The credentials do not allow this operation.
     Forbidden,
     /// The topic does not exist.
@@ -93,6 +96,7 @@ impl ErrorCode {
             ErrorCode::UnknownOp => "unknown_op",
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::TopicNotFound => "topic_not_found",
             ErrorCode::GroupNotFound => "group_not_found",
@@ -132,6 +136,7 @@ impl ErrorCode {
             ErrorCode::UnknownOp => "Unknown operation",
             ErrorCode::LimitReached => "Limit reached",
             ErrorCode::Unauthorized => "Unauthorized",
+            ErrorCode::RateLimited => "Too many requests",
             ErrorCode::Forbidden => "Forbidden",
             ErrorCode::TopicNotFound => "Topic not found",
             ErrorCode::GroupNotFound => "Consumer group not found",
@@ -160,7 +165,7 @@ impl std::fmt::Display for ErrorCode {
 }
 
 /// An RFC 9457 problem document with herald's stable `code`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// A URI reference naming the problem type (`https://herald.dev/errors/<code>`).
     #[serde(rename = "type")]

@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Submitted, not taken yet.
@@ -25,7 +26,7 @@ impl JobStatus {
 }
 
 /// The job document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobDoc {
     /// The job id (the task message's cursor).
     pub id: String,
@@ -45,13 +46,15 @@ pub struct JobDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
     /// When it was submitted (RFC 3339).
+    #[schema(format = DateTime)]
     pub created: String,
     /// When this state was reached (RFC 3339).
+    #[schema(format = DateTime)]
     pub updated: String,
 }
 
 /// One message handed to a consumer-group member.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Delivery {
     /// Settle the delivery (ack, nack, extend) with this.
     pub receipt: String,
@@ -62,7 +65,7 @@ pub struct Delivery {
 }
 
 /// The answer to a claim.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Claimed {
     /// Leased deliveries (empty when the wait ran out).
     pub deliveries: Vec<Delivery>,

@@ -18,13 +18,13 @@ pub enum DataKind {
 pub fn is_json_type(content_type: &str) -> bool {
     let base = content_type.split(';').next().unwrap_or("").trim();
     base.eq_ignore_ascii_case("application/json")
-        || (base.len() > 5 && base[base.len() - 5..].eq_ignore_ascii_case("+json"))
+        || (base.len() > 5 && base.as_bytes()[base.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
 /// Whether a content type declares text (`text/*`, form-encoded).
 pub fn is_text_type(content_type: &str) -> bool {
     let base = content_type.split(';').next().unwrap_or("").trim();
-    (base.len() >= 5 && base[..5].eq_ignore_ascii_case("text/"))
+    (base.len() >= 5 && base.as_bytes()[..5].eq_ignore_ascii_case(b"text/"))
         || base.eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }
 

@@ -1,9 +1,10 @@
 use crate::Envelope;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 /// Why a reader's cursor was unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResetReason {
     /// Messages after the cursor were removed by retention or topic deletion.
@@ -14,7 +15,7 @@ pub enum ResetReason {
 
 /// The in-band gap signal: the reader's cursor was unknown and reading continues from
 /// the oldest retained message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Reset {
     /// Why the cursor was unknown.
     pub reason: ResetReason,
@@ -25,7 +26,7 @@ pub struct Reset {
 }
 
 /// The answer to a read, short poll or long poll.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReadResponse {
     /// Messages after the requested cursor, oldest first.
     pub messages: Vec<Envelope>,
@@ -37,12 +38,13 @@ pub struct ReadResponse {
 }
 
 /// One item of a batch publish.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BatchItem {
     /// The topic to publish to.
     pub topic: String,
     /// The payload: any JSON value (kept as JSON), or a string with a `text/*` or other
     /// content type.
+    #[schema(value_type = serde_json::Value)]
     pub data: Box<RawValue>,
     /// Optional event type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,22 +61,24 @@ pub struct BatchItem {
 }
 
 /// Retention settings of one topic. Absent or zero fields mean "no limit".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionSpec {
     /// Keep at most this many messages.
+    #[schema(maximum = 18446744073709551615u64)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_messages: Option<u64>,
     /// Keep at most this many payload bytes.
+    #[schema(maximum = 18446744073709551615u64)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_bytes: Option<u64>,
-    /// Keep messages at most this long (`"30s"`, `"12h"`, `"7d"`).
+    /// Keep messages at most this long (`"30s"`, `"12h"`, `"7d"`, `"1h 30m"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
 }
 
 /// Statistics of one topic.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TopicStats {
     /// The topic name.
     pub name: String,
@@ -95,7 +99,7 @@ pub struct TopicStats {
 }
 
 /// The answer to `GET /v1/topics`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TopicsResponse {
     /// Every topic, sorted by name.
     pub topics: Vec<TopicStats>,

@@ -20,6 +20,9 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_IDLE: u16 = 4000;
 /// Close code: the peer did not keep up with its messages. The reason carries cursors.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code: the connection's token expired or was revoked (reason `token_expired` or
+/// `token_revoked`); reconnect with a fresh token. The reason carries cursors.
+pub const CLOSE_TOKEN: u16 = 4001;
 
 /// One or several topics or patterns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

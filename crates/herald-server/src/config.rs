@@ -36,6 +36,16 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Shutdown settings.
     pub shutdown: ShutdownConfig,
+    /// TLS (HTTPS, WSS and gRPC over TLS on the same port).
+    pub tls: TlsConfig,
+    /// The Prometheus `/metrics` endpoint.
+    pub metrics: MetricsConfig,
+    /// Access control; absent = anonymous full access, on loopback addresses only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::auth::AuthConfig>,
+    /// Serve anonymous full access on a non-loopback address without `[auth]`
+    /// (`serve --allow-anonymous`).
+    pub allow_anonymous: bool,
 }
 
 impl Default for Config {
@@ -54,6 +64,10 @@ impl Default for Config {
             rpc: RpcConfig::default(),
             retention: RetentionConfig::default(),
             shutdown: ShutdownConfig::default(),
+            tls: TlsConfig::default(),
+            metrics: MetricsConfig::default(),
+            auth: None,
+            allow_anonymous: false,
         }
     }
 }
@@ -110,8 +124,23 @@ pub struct LimitsConfig {
     pub max_body_bytes: usize,
     /// Most messages in one batch publish.
     pub max_batch_items: usize,
+    /// Requests a second per principal (callers without a token: per address); 0 = off.
+    pub rate_per_second: u32,
+    /// Requests allowed in a burst above the rate (0 = the rate).
+    pub burst: u32,
+    /// Requests a second per client IP address, whoever calls; 0 = off.
+    pub ip_rate_per_second: u32,
+    /// Burst of the per-address limit (0 = the rate).
+    pub ip_burst: u32,
+    /// Most long polls parked at once; more are answered 429 `limit_reached`.
+    pub max_long_polls: usize,
     /// Most concurrent HTTP/2 streams (gRPC calls and streams) per connection.
     pub max_http2_streams: u32,
+    /// Seconds a client may take to send a request head (and, on a new connection, its
+    /// first bytes or TLS handshake); slower connections are closed.
+    pub header_read_timeout_seconds: u64,
+    /// Most open connections from one IP address (0 = unlimited).
+    pub max_connections_per_ip: u32,
 }
 
 impl Default for LimitsConfig {
@@ -120,7 +149,14 @@ impl Default for LimitsConfig {
             max_payload_bytes: 1024 * 1024,
             max_body_bytes: 16 * 1024 * 1024,
             max_batch_items: 1000,
+            rate_per_second: 0,
+            burst: 0,
+            ip_rate_per_second: 0,
+            ip_burst: 0,
+            max_long_polls: 100_000,
             max_http2_streams: 1024,
+            header_read_timeout_seconds: 30,
+            max_connections_per_ip: 10_000,
         }
     }
 }
@@ -311,6 +347,39 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// `[tls]`: both files or neither.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (leaf first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether TLS is configured.
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some() && self.key_file.is_some()
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` (Prometheus text format).
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true }
+    }
+}
+
 /// Durations as humantime strings (`"2m"`, `"500ms"`).
 mod humantime_serde_str {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -388,6 +457,12 @@ impl Config {
         if self.limits.max_http2_streams == 0 {
             return bad("limits.max_http2_streams must be positive");
         }
+        if self.limits.header_read_timeout_seconds == 0 {
+            return bad("limits.header_read_timeout_seconds must be positive");
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return bad("tls.cert_file and tls.key_file must be set together");
+        }
         if self.limits.max_batch_items == 0 {
             return bad("limits.max_batch_items must be positive");
         }
@@ -421,6 +496,16 @@ impl Config {
         if self.subscriptions.buffer == 0 || self.subscriptions.max_overflows == 0 {
             return bad("subscriptions.buffer and subscriptions.max_overflows must be positive");
         }
+        if let Some(auth) = &self.auth {
+            auth.validate().map_err(ConfigError::Invalid)?;
+        } else if !self.listen.ip().is_loopback() && !self.allow_anonymous {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to serve anonymous full access on {}: configure [auth] (API keys or \
+                 JWT; see the README's \"Access control\") or pass --allow-anonymous \
+                 (config allow_anonymous = true)",
+                self.listen
+            )));
+        }
         let rpc = &self.rpc;
         let ok = |s: f64| s.is_finite() && s > 0.0 && s <= 3600.0;
         if !ok(rpc.default_timeout_seconds)
@@ -437,7 +522,7 @@ impl Config {
 
 fn known_keys() -> Vec<String> {
     match toml::Value::try_from(Config::default()) {
-        Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
+        Ok(toml::Value::Table(t)) => t.keys().cloned().chain(["auth".to_owned()]).collect(),
         _ => Vec::new(),
     }
 }

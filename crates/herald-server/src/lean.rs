@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tower::ServiceExt;
 
 /// Largest request head handled here (bigger ones go to hyper).
@@ -40,29 +41,64 @@ pub(crate) enum After {
     Close,
 }
 
-/// Peeks at the next request head; `Some` when this module should serve it, `None` when
-/// hyper should (or the peer closed). Waits up to `timeout` for a complete head.
-pub(crate) async fn peek(stream: &TcpStream, timeout: Duration) -> Option<Head> {
-    let deadline = tokio::time::Instant::now() + timeout;
+/// What a peek at the next request found.
+pub(crate) enum Peeked {
+    /// A request this module serves.
+    Lean(Head),
+    /// A request for hyper (not eligible here, too large, or malformed).
+    Hyper,
+    /// The peer closed (or the socket failed) before sending a request.
+    Closed,
+    /// No complete head arrived by the deadline; `partial` when part of one did.
+    TimedOut { partial: bool },
+}
+
+/// Peeks at the next request head, waiting until `deadline` for a complete one.
+pub(crate) async fn peek(stream: &TcpStream, deadline: Instant) -> Peeked {
     let mut buf = vec![0u8; MAX_HEAD];
+    let mut backoff = Backoff::default();
     loop {
         let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => n,
-            _ => return None,
+            Ok(_) => return Peeked::Closed,
+            Err(_) => return Peeked::TimedOut { partial: false },
         };
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf[..n]) {
-            Ok(httparse::Status::Complete(len)) => return eligible(&req, len),
+            Ok(httparse::Status::Complete(len)) => {
+                return match eligible(&req, len) {
+                    Some(head) => Peeked::Lean(head),
+                    None => Peeked::Hyper,
+                };
+            }
             Ok(httparse::Status::Partial) if n < MAX_HEAD => {
                 // The rest of the head is in flight (peek does not wait for more).
-                if tokio::time::Instant::now() >= deadline {
-                    return None;
+                if !backoff.wait(deadline).await {
+                    return Peeked::TimedOut { partial: true };
                 }
-                tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            _ => return None,
+            _ => return Peeked::Hyper,
         }
+    }
+}
+
+/// Waits between peeks for more bytes: 1 ms, doubling up to 64 ms, so that a peer that
+/// trickles bytes (or stops mid-head) does not keep the task spinning.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff(u32);
+
+impl Backoff {
+    /// Sleeps for the next step, never past `deadline`; false when it has passed.
+    pub(crate) async fn wait(&mut self, deadline: Instant) -> bool {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let step = Duration::from_millis(1 << self.0.min(6));
+        self.0 += 1;
+        tokio::time::sleep_until((now + step).min(deadline)).await;
+        true
     }
 }
 

@@ -2,16 +2,21 @@
 //! state), configuration and lifecycle. A library: `Server::bind(config)` gives a
 //! [`ServerHandle`] with the real address; the binary and the tests call the same thing.
 
+pub mod auth;
 pub mod config;
 pub mod grpc;
 pub mod http;
 mod lean;
+pub mod metrics;
+pub mod ratelimit;
 mod serve;
 mod state;
+mod tls;
 pub mod webhooks;
 
 pub use config::Config;
 pub use state::AppState;
+pub use tls::TlsError;
 
 use herald_core::clock::{Clock, SystemClock};
 use herald_core::{Hub, HubOptions, LogStore, MemoryStore, Retention};
@@ -37,13 +42,17 @@ pub enum StartError {
     Config(#[from] config::ConfigError),
     #[error("cannot start webhooks: {0}")]
     Webhooks(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// A running server.
 #[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
+    tls: bool,
     hub: Hub,
+    auth: Arc<auth::Auth>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -54,14 +63,28 @@ impl ServerHandle {
         self.addr
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://ADDR` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The core, for in-process use.
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// Applies a new configuration's credentials (`[auth]`); other settings need a
+    /// restart. Live streams of removed or changed keys end with `token_revoked`.
+    pub fn reload(&self, config: &Config) -> Result<(), StartError> {
+        self.reloader().reload(config)
+    }
+
+    /// A handle that reloads credentials while the server runs (e.g. on SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            auth: self.auth.clone(),
+        }
     }
 
     /// A token that stops the server when cancelled.
@@ -78,6 +101,22 @@ impl ServerHandle {
     /// Waits until the server has stopped (after its shutdown token is cancelled).
     pub async fn wait(self) {
         let _ = self.task.await;
+    }
+}
+
+/// Reloads a running server's credentials; see [`ServerHandle::reload`].
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    auth: Arc<auth::Auth>,
+}
+
+impl Reloader {
+    /// Applies `config`'s `[auth]`.
+    pub fn reload(&self, config: &Config) -> Result<(), StartError> {
+        config.validate()?;
+        self.auth
+            .reload(config.auth.as_ref())
+            .map_err(|e| StartError::Config(config::ConfigError::Invalid(e)))
     }
 }
 
@@ -98,6 +137,11 @@ impl Server {
         clock: Arc<dyn Clock>,
     ) -> Result<ServerHandle, StartError> {
         config.validate()?;
+        let auth = Arc::new(
+            auth::Auth::new(config.auth.as_ref())
+                .map_err(|e| StartError::Config(config::ConfigError::Invalid(e)))?,
+        );
+        let tls = tls::acceptor(&config.tls)?;
         let hub = open_hub(&config, clock)?;
         let listener =
             TcpListener::bind(config.listen)
@@ -114,18 +158,33 @@ impl Server {
         let webhooks =
             webhooks::Webhooks::start(hub.clone(), &config.webhooks, connections.clone())
                 .map_err(|e| StartError::Webhooks(e.to_string()))?;
+        let config_limits = config.limits.clone();
         let state = AppState {
             hub: hub.clone(),
             config: Arc::new(config),
             connections,
             webhooks,
+            auth: auth.clone(),
+            rate_limits: ratelimit::RateLimits::new(
+                config_limits.rate_per_second,
+                config_limits.burst,
+                config_limits.ip_rate_per_second,
+                config_limits.ip_burst,
+            ),
         };
-        let router = grpc::routes(http::router(state.clone()), state.clone());
+        let mut router = grpc::routes(http::router(state.clone()), state.clone());
+        if state.config.metrics.enabled {
+            metrics::install();
+            router = router.merge(metrics::router(state.clone()));
+        }
+        let serves_tls = tls.is_some();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve::run(listener, router, state, shutdown.clone()));
+        let task = tokio::spawn(serve::run(listener, router, state, shutdown.clone(), tls));
         Ok(ServerHandle {
             addr,
+            tls: serves_tls,
             hub,
+            auth,
             shutdown,
             task,
         })
@@ -147,6 +206,7 @@ fn open_hub(config: &Config, clock: Arc<dyn Clock>) -> Result<Hub, StartError> {
         clock,
         rpc_default_timeout: Duration::from_secs_f64(config.rpc.default_timeout_seconds),
         rpc_max_timeout: Duration::from_secs_f64(config.rpc.max_timeout_seconds),
+        max_long_polls: config.limits.max_long_polls,
         subscriptions: herald_core::SubscriptionOptions {
             buffer: config.subscriptions.buffer,
             buffer_bytes: config.subscriptions.buffer_bytes,

@@ -16,4 +16,8 @@ pub struct AppState {
     pub connections: tokio_util::task::TaskTracker,
     /// Webhook endpoints and the job-callback dispatcher.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Credentials (reloadable).
+    pub auth: Arc<crate::auth::Auth>,
+    /// Request rate limits.
+    pub rate_limits: Arc<crate::ratelimit::RateLimits>,
 }

@@ -43,6 +43,9 @@ enum Command {
     /// Request-reply: call a service or serve one.
     #[command(subcommand)]
     Rpc(cmd::rpc::RpcCommand),
+    /// Mint JWTs and hash API keys for `[auth]`.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
     /// Measure the server.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -85,6 +88,7 @@ fn main() -> std::process::ExitCode {
             Command::Jobs(c) => cmd::queues::jobs(c).await,
             Command::Webhooks(c) => cmd::queues::webhooks(c).await,
             Command::Rpc(c) => cmd::rpc::run(c).await,
+            Command::Token(c) => cmd::token::run(c),
             Command::Bench(b) => bench::run(b).await,
         }
     });

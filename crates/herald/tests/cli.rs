@@ -19,9 +19,15 @@ fn herald() -> Command {
 
 /// Starts `herald serve` and returns it with its URL (from its one startup line).
 fn serve(data_dir: &std::path::Path) -> (Proc, String) {
+    serve_with(data_dir, &[])
+}
+
+/// Like [`serve`], with more arguments.
+fn serve_with(data_dir: &std::path::Path, extra: &[&str]) -> (Proc, String) {
     let mut child = herald()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .env("HERALD_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -515,4 +521,105 @@ fn rpc_serve_runs_a_command_per_request_and_call_prints_the_reply() {
     assert!(!out.status.success(), "a 500 reply fails the call command");
     assert!(String::from_utf8_lossy(&out.stdout).contains("broken"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("500"));
+}
+
+/// Runs `herald ARGS` and returns (success, stdout, stderr).
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = herald().args(args).output().expect("run herald");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn tokens_keys_and_reload_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, hash, err) = run(&["token", "hash", "ops-key"]);
+    assert!(
+        ok && hash.starts_with("sha256:") && hash.len() == 71,
+        "{hash} {err}"
+    );
+    let config = dir.path().join("herald.toml");
+    let auth = |with_key: bool| {
+        let mut c =
+            "[auth.jwt]\nhs256_secret = \"cli-test-secret-0123456789abcdef0123\"\n".to_owned();
+        if with_key {
+            c.push_str(&format!(
+                "[[auth.api_keys]]\nname = \"ops\"\nhash = \"{hash}\"\npublish = [\">\"]\nsubscribe = [\">\"]\n"
+            ));
+        }
+        c
+    };
+    std::fs::write(&config, auth(true)).expect("write config");
+    let cfg = config.to_str().expect("utf-8 path");
+    let (server, url) = serve_with(&dir.path().join("data"), &["--config", cfg]);
+    let (ok, token, err) = run(&[
+        "token",
+        "create",
+        "--config",
+        cfg,
+        "--publish",
+        "cli.>",
+        "--subscribe",
+        "cli.>",
+        "--ttl",
+        "1h",
+        "--subject",
+        "tester",
+    ]);
+    assert!(ok && token.split('.').count() == 3, "{token} {err}");
+
+    let (ok, _, err) = run(&["publish", "cli.x", "1", "--server", &url, "--token", &token]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["publish", "other", "1", "--server", &url, "--token", &token]);
+    assert!(!ok && err.contains("forbidden"), "{err}");
+    let (ok, _, err) = run(&["read", "cli.x", "--server", &url]);
+    assert!(!ok && err.contains("unauthorized"), "{err}");
+    let out = herald()
+        .args(["read", "cli.x", "--server", &url])
+        .env("HERALD_TOKEN", &token)
+        .output()
+        .expect("read");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let (ok, _, err) = run(&[
+        "publish", "other", "2", "--server", &url, "--token", "ops-key",
+    ]);
+    assert!(ok, "{err}");
+
+    // SIGHUP applies the new [auth]: the removed key stops working.
+    std::fs::write(&config, auth(false)).expect("rewrite config");
+    let hup = Command::new("kill")
+        .args(["-HUP", &server.0.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(hup.success());
+    let mut refused = false;
+    for _ in 0..100 {
+        let (ok, _, err) = run(&["read", "other", "--server", &url, "--token", "ops-key"]);
+        if !ok && err.contains("unauthorized") {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(refused, "the removed key still works after SIGHUP");
+    let (ok, _, err) = run(&["publish", "cli.y", "1", "--server", &url, "--token", &token]);
+    assert!(ok, "JWTs still work: {err}");
+}
+
+#[test]
+fn serve_refuses_anonymous_access_off_loopback() {
+    let out = herald()
+        .args(["serve", "--memory", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--allow-anonymous") && err.contains("[auth]"),
+        "{err}"
+    );
 }

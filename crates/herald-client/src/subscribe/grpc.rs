@@ -48,7 +48,7 @@ pub(crate) async fn run(s: &mut Session<'_>) -> Stop {
         patterns: vec![s.pattern.to_owned()],
         after: s.cursor.clone(),
     };
-    let mut stream = match client.subscribe(req).await {
+    let mut stream = match client.subscribe(s.client.grpc_request(req)).await {
         Ok(r) => r.into_inner(),
         Err(e) => return stop(e),
     };

@@ -77,6 +77,9 @@ pub(crate) async fn run(s: &mut Session<'_>) -> Stop {
     if let Ok(v) = PROTOCOL_JSON.parse() {
         request.headers_mut().insert("sec-websocket-protocol", v);
     }
+    if let Some(v) = s.client.authorization() {
+        request.headers_mut().insert("authorization", v);
+    }
     let mut ws = match tokio_tungstenite::connect_async(request).await {
         Ok((ws, _)) => ws,
         Err(WsError::Http(res)) => {
@@ -87,6 +90,9 @@ pub(crate) async fn run(s: &mut Session<'_>) -> Stop {
             );
             return if status >= 500 || status == 429 {
                 Stop::Transient(e)
+            } else if status == 401 || status == 403 {
+                // Another transport would be refused the same way.
+                Stop::Fatal(e)
             } else {
                 Stop::Refused(e)
             };

@@ -601,7 +601,12 @@ impl Hub {
         }
         let dlq = match &cfg.dead_letter {
             Some(t) => t.clone(),
-            None => HubError::topic(&format!("{topic}.dlq"))?,
+            None => TopicName::parse(&format!("{topic}.dlq")).map_err(|_| {
+                HubError::InvalidParameter(format!(
+                    "the default dead-letter topic {topic}.dlq would be over the topic name \
+                     limit; configure the group with an explicit dead_letter topic"
+                ))
+            })?,
         };
         if &dlq == topic {
             return Err(HubError::InvalidParameter(
@@ -624,7 +629,7 @@ impl Hub {
     ) -> Result<Arc<Group>, HubError> {
         check_group_name(name)?;
         if !who.may_subscribe(&Filter::topic(topic)) {
-            return Err(HubError::Forbidden(format!("may not consume {topic}")));
+            return Err(who.refuse(format!("may not consume {topic}")));
         }
         if let Some(g) = self.groups().get(topic, name) {
             return Ok(g);
@@ -724,7 +729,7 @@ impl Hub {
     ) -> Result<Arc<Group>, HubError> {
         check_group_name(name)?;
         if !who.may_subscribe(&Filter::topic(topic)) {
-            return Err(HubError::Forbidden(format!("may not consume {topic}")));
+            return Err(who.refuse(format!("may not consume {topic}")));
         }
         self.groups()
             .get(topic, name)

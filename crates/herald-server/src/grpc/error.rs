@@ -23,7 +23,9 @@ pub fn code(c: ErrorCode) -> Code {
         | ErrorCode::UnknownOp
         | ErrorCode::UnsupportedMediaType
         | ErrorCode::ForbiddenDestination => Code::InvalidArgument,
-        ErrorCode::PayloadTooLarge | ErrorCode::LimitReached => Code::ResourceExhausted,
+        ErrorCode::PayloadTooLarge | ErrorCode::LimitReached | ErrorCode::RateLimited => {
+            Code::ResourceExhausted
+        }
         ErrorCode::Unauthorized => Code::Unauthenticated,
         ErrorCode::Forbidden => Code::PermissionDenied,
         ErrorCode::TopicNotFound
@@ -44,6 +46,7 @@ pub fn code(c: ErrorCode) -> Code {
 
 /// A status for `code` with `detail`.
 pub fn status_for(c: ErrorCode, detail: impl Into<String>) -> Status {
+    crate::metrics::refused(c, "grpc");
     let detail = detail.into();
     let http = crate::http::status(c).as_u16();
     let problem = serde_json::to_vec(&Problem::new(c, http, detail.clone())).unwrap_or_default();

@@ -8,10 +8,28 @@ use herald_proto::grpc::{self, herald_server::Herald};
 use std::time::Duration;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Who is calling. Every gRPC call is anonymous until access control arrives; it is
-/// decided here, from the request metadata, for every method.
-pub(super) fn caller<T>(_req: &Request<T>) -> Result<Principal, Status> {
-    Ok(Principal::anonymous())
+impl GrpcDoor {
+    /// Who is calling, from the `authorization` (Bearer) or `cookie` metadata, for
+    /// every method; counted against the rate limits.
+    pub(super) fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        let mut headers = axum::http::HeaderMap::new();
+        for name in [
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::COOKIE,
+        ] {
+            if let Some(v) = req.metadata().as_ref().get(&name) {
+                headers.insert(name, v.clone());
+            }
+        }
+        let token = crate::auth::from_headers(&headers, None).map_err(status)?;
+        let who = self.st.auth.resolve(token.as_deref()).map_err(status)?;
+        let ip = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        self.st.rate_limits.check(&who, ip).map_err(status)?;
+        Ok(who)
+    }
 }
 
 #[tonic::async_trait]
@@ -20,7 +38,7 @@ impl Herald for GrpcDoor {
         &self,
         req: Request<grpc::PublishRequest>,
     ) -> Result<Response<grpc::PublishReply>, Status> {
-        let who = caller(&req)?;
+        let who = self.caller(&req)?;
         let r = req.into_inner();
         let topic = HubError::topic(&r.topic).map_err(status)?;
         let content_type = if r.content_type.is_empty() {
@@ -58,7 +76,7 @@ impl Herald for GrpcDoor {
         &self,
         req: Request<grpc::ReadRequest>,
     ) -> Result<Response<grpc::ReadReply>, Status> {
-        let who = caller(&req)?;
+        let who = self.caller(&req)?;
         let r = req.into_inner();
         let wait = Duration::from_millis(u64::from(r.wait_ms));
         if wait > self.st.hub.options().max_wait {
@@ -91,7 +109,7 @@ impl Herald for GrpcDoor {
         &self,
         req: Request<grpc::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let who = caller(&req)?;
+        let who = self.caller(&req)?;
         let r = req.into_inner();
         let sub = self
             .st
@@ -107,7 +125,7 @@ impl Herald for GrpcDoor {
         &self,
         req: Request<Streaming<grpc::ConsumeRequest>>,
     ) -> Result<Response<Self::ConsumeStream>, Status> {
-        let who = caller(&req)?;
+        let who = self.caller(&req)?;
         streams::consume(self.st.hub.clone(), who, req.into_inner())
             .await
             .map(Response::new)
@@ -117,7 +135,7 @@ impl Herald for GrpcDoor {
         &self,
         req: Request<grpc::CallRequest>,
     ) -> Result<Response<grpc::CallReply>, Status> {
-        let who = caller(&req)?;
+        let who = self.caller(&req)?;
         let r = req.into_inner();
         let timeout = (r.timeout_ms > 0).then(|| f64::from(r.timeout_ms) / 1000.0);
         let timeout = self.st.hub.rpc_timeout(timeout).map_err(status)?;
@@ -155,7 +173,7 @@ impl Herald for GrpcDoor {
         &self,
         req: Request<Streaming<grpc::ServeRequest>>,
     ) -> Result<Response<Self::ServeStream>, Status> {
-        let who = caller(&req)?;
+        let who = self.caller(&req)?;
         streams::serve(self.st.hub.clone(), who, req.into_inner())
             .await
             .map(Response::new)

@@ -56,6 +56,13 @@ fn closed(reason: CloseReason, cursor: Cursor) -> Status {
             ErrorCode::StorageFailure,
             format!("reading the log failed; resume after {cursor}"),
         ),
+        CloseReason::TokenExpired | CloseReason::TokenRevoked => status_for(
+            ErrorCode::Unauthorized,
+            format!(
+                "{}: present a valid token and resume after {cursor}",
+                reason.as_str()
+            ),
+        ),
     };
     if let Ok(v) = cursor.to_string().parse() {
         s.metadata_mut().insert("herald-cursor", v);

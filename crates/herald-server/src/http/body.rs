@@ -65,6 +65,72 @@ pub(crate) async fn read_body(
     })
 }
 
+/// Decodes a JSON object into `T`. serde also reads a struct from an array of its fields
+/// in order (`["orders.>", "https://…"]`); herald's JSON bodies are objects, so an array is
+/// refused like any other wrong type. For bodies that hold raw JSON (`RawValue`).
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, serde_json::Error> {
+    if bytes.trim_ascii_start().first() == Some(&b'[') {
+        return Err(serde::de::Error::invalid_type(
+            serde::de::Unexpected::Seq,
+            &"a JSON object",
+        ));
+    }
+    serde_json::from_slice(bytes)
+}
+
+/// Decodes a JSON object of settings into `T`, like [`json_object`]; a number with a zero
+/// fraction (`5.0`) is the integer it equals, as JSON and JSON Schema have it.
+pub(crate) fn json_settings<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, serde_json::Error> {
+    let mut v: serde_json::Value = json_object(bytes)?;
+    if !v.is_object() {
+        return Err(serde::de::Error::invalid_type(
+            unexpected(&v),
+            &"a JSON object",
+        ));
+    }
+    integral(&mut v);
+    T::deserialize(v)
+}
+
+fn unexpected(v: &serde_json::Value) -> serde::de::Unexpected<'_> {
+    use serde::de::Unexpected;
+    use serde_json::Value;
+    match v {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(_) => Unexpected::Other("a number"),
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    }
+}
+
+/// Turns every float with a zero fraction that fits an integer into that integer.
+fn integral(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64()
+                && n.is_f64()
+                && f.fract() == 0.0
+            {
+                if (0.0..18446744073709551616.0).contains(&f) {
+                    *n = (f as u64).into();
+                } else if (-9223372036854775808.0..0.0).contains(&f) {
+                    *n = (f as i64).into();
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral),
+        Value::Object(fields) => fields.values_mut().for_each(integral),
+        _ => {}
+    }
+}
+
 /// Reads and discards what the client is still sending (bounded in bytes and time).
 async fn drain(mut body: Body) {
     let _ = tokio::time::timeout(DRAIN_TIME, async {

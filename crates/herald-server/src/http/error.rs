@@ -10,6 +10,8 @@ use herald_proto::{ErrorCode, Problem};
 pub struct ApiError {
     code: ErrorCode,
     detail: String,
+    /// Seconds to send as `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -18,7 +20,14 @@ impl ApiError {
         ApiError {
             code,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client to retry after `seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The problem document of this error.
@@ -29,7 +38,16 @@ impl ApiError {
 
 impl From<HubError> for ApiError {
     fn from(e: HubError) -> Self {
-        ApiError::new(e.code(), e.to_string())
+        let retry = match &e {
+            HubError::RateLimited { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000)),
+            HubError::LimitReached(_) => Some(1),
+            _ => None,
+        };
+        let err = ApiError::new(e.code(), e.to_string());
+        match retry {
+            Some(s) => err.retry_after(s),
+            None => err,
+        }
     }
 }
 
@@ -49,7 +67,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidFrame
         | ErrorCode::UnknownOp
         | ErrorCode::ForbiddenDestination => StatusCode::BAD_REQUEST,
-        ErrorCode::LimitReached => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::LimitReached | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::TopicNotFound
@@ -71,16 +89,27 @@ pub fn status(code: ErrorCode) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        crate::metrics::refused(self.code, "http");
         let problem = self.problem();
         if problem.status >= 500 {
             tracing::error!(code = %self.code, detail = %self.detail, "request failed");
         }
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut res = (status(self.code), body).into_response();
-        res.headers_mut().insert(
+        let headers = res.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(s) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.code == ErrorCode::Unauthorized {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"herald\""),
+            );
+        }
         res
     }
 }

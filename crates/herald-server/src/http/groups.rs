@@ -42,7 +42,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     } else {
         &bytes
     };
-    serde_json::from_slice(bytes)
+    super::body::json_settings(bytes)
         .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("invalid JSON body: {e}")))
 }
 
@@ -83,6 +83,16 @@ struct ConfigBody {
 }
 
 /// `PUT …/groups/{group}`: creates the group or updates its settings.
+#[utoipa::path(
+    put, path = "/v1/topics/{topic}/groups/{group}", operation_id = "configure_group", tag = "groups",
+    params(super::openapi::GroupParams),
+    request_body(content = Option<super::openapi::GroupConfig>, description = "Settings; an empty body keeps the defaults."),
+    responses(
+        (status = 200, description = "The group, created or updated.", body = super::openapi::GroupStats),
+        (status = 400, description = "Invalid names, start, lease, attempts or dead-letter topic, or a body that is not the JSON object described.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn configure(
     State(st): State<AppState>,
     caller: Caller,
@@ -106,6 +116,15 @@ pub async fn configure(
 }
 
 /// `GET …/groups/{group}`
+#[utoipa::path(
+    get, path = "/v1/topics/{topic}/groups/{group}", operation_id = "group_stats", tag = "groups",
+    params(super::openapi::GroupParams),
+    responses(
+        (status = 200, description = "The group's lag, in-flight deliveries, acked position and settings.", body = super::openapi::GroupStats),
+        (status = 400, description = "Invalid topic or group name.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn stats(
     State(st): State<AppState>,
     caller: Caller,
@@ -126,6 +145,16 @@ struct ClaimBody {
 
 /// `POST …/claim`: `{"deliveries":[{"receipt","attempt","message"}]}`, long-polling
 /// while empty.
+#[utoipa::path(
+    post, path = "/v1/topics/{topic}/groups/{group}/claim", operation_id = "claim", tag = "groups",
+    params(super::openapi::GroupParams),
+    request_body(content = Option<super::openapi::ClaimRequest>, description = "An empty body is `{}`."),
+    responses(
+        (status = 200, description = "Leased deliveries (empty when the wait ran out).", body = herald_proto::Claimed),
+        (status = 400, description = "Invalid names, max, wait or lease, or a body that is not the JSON object described.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn claim(
     State(st): State<AppState>,
     caller: Caller,
@@ -216,6 +245,18 @@ fn settled(verb: &str, results: Vec<Settled>) -> Result<Response, ApiError> {
 }
 
 /// `POST …/ack`
+#[utoipa::path(
+    post, path = "/v1/topics/{topic}/groups/{group}/ack", operation_id = "ack", tag = "groups",
+    params(super::openapi::GroupParams),
+    request_body(content = super::openapi::AckRequest),
+    responses(
+        (status = 200, description = "How many receipts were settled, and which were refused.", body = super::openapi::Acked),
+        (status = 400, description = "Invalid names, receipts or seconds, or a body that is not the JSON object described.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Every receipt was refused: the first is unknown (or the group does not exist).", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Every receipt was refused: the first one's lease expired.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn ack(
     State(st): State<AppState>,
     caller: Caller,
@@ -231,6 +272,18 @@ pub async fn ack(
 }
 
 /// `POST …/nack`
+#[utoipa::path(
+    post, path = "/v1/topics/{topic}/groups/{group}/nack", operation_id = "nack", tag = "groups",
+    params(super::openapi::GroupParams),
+    request_body(content = super::openapi::NackRequest),
+    responses(
+        (status = 200, description = "How many receipts were settled, and which were refused.", body = super::openapi::Nacked),
+        (status = 400, description = "Invalid names, receipts or seconds, or a body that is not the JSON object described.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Every receipt was refused: the first is unknown (or the group does not exist).", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Every receipt was refused: the first one's lease expired.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn nack(
     State(st): State<AppState>,
     caller: Caller,
@@ -256,6 +309,18 @@ pub async fn nack(
 }
 
 /// `POST …/extend`
+#[utoipa::path(
+    post, path = "/v1/topics/{topic}/groups/{group}/extend", operation_id = "extend", tag = "groups",
+    params(super::openapi::GroupParams),
+    request_body(content = super::openapi::ExtendRequest),
+    responses(
+        (status = 200, description = "How many receipts were settled, and which were refused.", body = super::openapi::Extended),
+        (status = 400, description = "Invalid names, receipts or seconds, or a body that is not the JSON object described.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Every receipt was refused: the first is unknown (or the group does not exist).", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Every receipt was refused: the first one's lease expired.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn extend(
     State(st): State<AppState>,
     caller: Caller,
@@ -275,6 +340,15 @@ pub async fn extend(
 }
 
 /// `POST …/redrive`: `{"redriven": n}`.
+#[utoipa::path(
+    post, path = "/v1/topics/{topic}/groups/{group}/redrive", operation_id = "redrive", tag = "groups",
+    params(super::openapi::GroupParams),
+    responses(
+        (status = 200, description = "Dead letters moved back to the topic.", body = super::openapi::Redriven),
+        (status = 400, description = "Invalid topic or group name.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn redrive(
     State(st): State<AppState>,
     caller: Caller,

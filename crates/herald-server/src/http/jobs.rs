@@ -19,6 +19,29 @@ fn status_url(queue: &str, id: &str) -> String {
 
 /// `POST /v1/jobs/{queue}`: body = task; `Herald-Callback: <url>` for a signed callback
 /// when it finishes → 202 `{"id","status":"queued","status_url","callback_secret"?}`.
+#[utoipa::path(
+    post, path = "/v1/jobs/{queue}", operation_id = "submit_job", tag = "jobs",
+    params(
+        super::openapi::QueueParam,
+        ("Herald-Callback" = Option<String>, Header, description = "A URL to POST the finished job document to, signed like a webhook.", format = "uri"),
+        ("Herald-Event" = Option<String>, Header, description = "The task's event type.", pattern = r"^[A-Za-z0-9_.:/-]{1,64}$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Submits at most once per key within the dedup window: 1–256 visible ASCII characters.", pattern = r"^[!-~]{1,256}$"),
+    ),
+    request_body(
+        description = "The task, kept with its `Content-Type`.",
+        content(
+            (Option<serde_json::Value> = "application/json"),
+            (Option<String> = "text/plain"),
+            ("application/octet-stream"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "Queued.", body = super::openapi::JobSubmitted,
+            headers(("Location" = String, description = "The job's status URL."))),
+        (status = 400, description = "Invalid queue, callback, event, idempotency key, content type or JSON payload.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The task is over `limits.max_payload_bytes`.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn submit(
     State(st): State<AppState>,
     caller: Caller,
@@ -70,6 +93,15 @@ pub async fn submit(
 
 /// `GET /v1/jobs/{queue}/{id}?wait=N`: the job document; with `wait`, held until the
 /// job finishes or the wait ends.
+#[utoipa::path(
+    get, path = "/v1/jobs/{queue}/{id}", operation_id = "job_status", tag = "jobs",
+    params(super::openapi::JobParams, super::openapi::JobWaitQuery),
+    responses(
+        (status = 200, description = "The job document.", body = herald_proto::JobDoc),
+        (status = 400, description = "Invalid queue or wait.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn status(
     State(st): State<AppState>,
     caller: Caller,
@@ -90,6 +122,24 @@ async fn value(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
 }
 
 /// `POST /v1/jobs/{queue}/{id}/progress` `{…}`
+#[utoipa::path(
+    post, path = "/v1/jobs/{queue}/{id}/progress", operation_id = "job_progress", tag = "jobs",
+    params(super::openapi::JobParams),
+    request_body(
+        description = "Reports progress (any JSON, or text); the job is `running`.",
+        content(
+            (Option<serde_json::Value> = "application/json"),
+            (Option<String> = "text/plain"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The job document.", body = herald_proto::JobDoc),
+        (status = 400, description = "Invalid queue.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job is already finished.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn progress(
     State(st): State<AppState>,
     caller: Caller,
@@ -102,6 +152,24 @@ pub async fn progress(
 }
 
 /// `POST /v1/jobs/{queue}/{id}/complete` `{…result…}`
+#[utoipa::path(
+    post, path = "/v1/jobs/{queue}/{id}/complete", operation_id = "job_complete", tag = "jobs",
+    params(super::openapi::JobParams),
+    request_body(
+        description = "Completes the job with this result (any JSON, or text): `succeeded`.",
+        content(
+            (Option<serde_json::Value> = "application/json"),
+            (Option<String> = "text/plain"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The job document.", body = herald_proto::JobDoc),
+        (status = 400, description = "Invalid queue.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job is already finished.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn complete(
     State(st): State<AppState>,
     caller: Caller,
@@ -114,6 +182,24 @@ pub async fn complete(
 }
 
 /// `POST /v1/jobs/{queue}/{id}/fail` `{…error…}`: failed for good (no retry).
+#[utoipa::path(
+    post, path = "/v1/jobs/{queue}/{id}/fail", operation_id = "job_fail", tag = "jobs",
+    params(super::openapi::JobParams),
+    request_body(
+        description = "Fails the job for good with this error (any JSON, or text): `failed`.",
+        content(
+            (Option<serde_json::Value> = "application/json"),
+            (Option<String> = "text/plain"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The job document.", body = herald_proto::JobDoc),
+        (status = 400, description = "Invalid queue.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job is already finished.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn fail(
     State(st): State<AppState>,
     caller: Caller,

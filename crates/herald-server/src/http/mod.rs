@@ -6,6 +6,7 @@ mod error;
 mod groups;
 mod health;
 mod jobs;
+mod openapi;
 mod publish;
 mod query;
 mod read;
@@ -39,8 +40,19 @@ impl std::ops::Deref for Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
-        Ok(Caller(Principal::anonymous()))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let who = crate::auth::from_headers(&parts.headers, parts.uri.query())
+            .and_then(|token| state.auth.resolve(token.as_deref()))
+            .inspect_err(|e| {
+                let query = parts.uri.query().map(crate::auth::redact_query);
+                tracing::debug!(path = parts.uri.path(), ?query, error = %e, "refused");
+            })?;
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        state.rate_limits.check(&who, ip)?;
+        Ok(Caller(who))
     }
 }
 
@@ -49,6 +61,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/v1/topics", get(topics::list))
         .route(
             "/v1/topics/{topic}",

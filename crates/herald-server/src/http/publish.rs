@@ -24,6 +24,16 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
         .transpose()
 }
 
+/// Whether `name` may be an event type: the core's rule for `Publish::event` (1–64 of
+/// `A-Z a-z 0-9 _ . : / -`, none of the names herald's SSE uses for itself).
+fn event_name_ok(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:/-".contains(&b))
+        && !["open", "reset", "error", "close"].contains(&name)
+}
+
 /// The JSON answer to a publish.
 pub(crate) fn published_json(p: &Published) -> herald_proto::Published {
     herald_proto::Published {
@@ -48,6 +58,29 @@ fn published_body(p: &Published) -> Vec<u8> {
 }
 
 /// Publishes the body as one message: 201, or 200 when the `Idempotency-Key` was seen.
+#[utoipa::path(
+    post, path = "/v1/topics/{topic}/messages", operation_id = "publish", tag = "messages",
+    params(
+        super::openapi::TopicParam,
+        ("event" = Option<String>, Query, description = "The event type (SSE `event:`), as an alternative to `Herald-Event`, which wins when both are given. Empty is absent.", pattern = r"^([A-Za-z0-9_.:/-]{1,64})?$"),
+        ("Herald-Event" = Option<String>, Header, description = "The event type (SSE `event:`): 1–64 characters from `A-Z a-z 0-9 _ . : / -`, not `open`, `reset`, `error` or `close`.", pattern = r"^[A-Za-z0-9_.:/-]{1,64}$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key within the dedup window answers the first message's id with 200 instead of publishing again: 1–256 visible ASCII characters.", pattern = r"^[!-~]{1,256}$"),
+    ),
+    request_body(
+        description = "The payload, kept with its `Content-Type` (JSON must be valid JSON; `text/*` renders as a string, anything else as base64).",
+        content(
+            (Option<serde_json::Value> = "application/json"),
+            (Option<String> = "text/plain"),
+            ("application/octet-stream"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Published (as durable as the storage policy says).", body = herald_proto::Published),
+        (status = 200, description = "The `Idempotency-Key` was seen: the first message's id.", body = herald_proto::Published),
+        (status = 400, description = "Invalid topic, event, idempotency key, content type or JSON payload.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The payload is over `limits.max_payload_bytes`.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn publish(
     State(st): State<AppState>,
     caller: Caller,
@@ -58,9 +91,19 @@ pub async fn publish(
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
     let data = read_body(headers, body, st.hub.options().max_payload_bytes).await?;
-    let event = match header_str(headers, "herald-event")? {
-        Some(e) => Some(e.to_owned()),
-        None => q.get("event").map(str::to_owned),
+    let event = match (header_str(headers, "herald-event")?, q.get("event")) {
+        (Some(h), Some(q)) => {
+            // The header wins; the core checks only the event it gets, so the other is
+            // checked here rather than ignored.
+            if !event_name_ok(q) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidEvent,
+                    format!("?event={q:?} is not a valid event name"),
+                ));
+            }
+            Some(h.to_owned())
+        }
+        (h, q) => h.or(q).map(str::to_owned),
     };
     let msg = Publish {
         topic: Some(topic),
@@ -100,12 +143,28 @@ fn batch_item(item: BatchItem) -> Result<Publish, HubError> {
 }
 
 fn parse_item(raw: &str) -> Result<Publish, HubError> {
-    let item: BatchItem = serde_json::from_str(raw)
+    let item: BatchItem = super::body::json_object(raw.as_bytes())
         .map_err(|e| HubError::InvalidBody(format!("invalid item: {e}")))?;
     batch_item(item)
 }
 
 /// Publishes a JSON array or NDJSON of items in one commit; answers one result per item.
+#[utoipa::path(
+    post, path = "/v1/messages", operation_id = "publish_batch", tag = "messages",
+    request_body(
+        description = "Items as a JSON array, or as NDJSON (one item per line).",
+        content(
+            (super::openapi::Batch = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "One result per item, in order: the published message or a problem document for that item.", body = Vec<super::openapi::BatchResult>),
+        (status = 400, description = "The body is not a JSON array (or NDJSON) of items, or it is empty.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over `limits.max_body_bytes`.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is neither `application/json` nor `application/x-ndjson`.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn publish_batch(
     State(st): State<AppState>,
     caller: Caller,

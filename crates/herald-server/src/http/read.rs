@@ -8,6 +8,14 @@ use axum::response::{IntoResponse, Response};
 use herald_core::{Filter, Hub, HubError, Read, ReadResult, Start};
 
 /// `GET /v1/topics/{topic}/messages`
+#[utoipa::path(
+    get, path = "/v1/topics/{topic}/messages", operation_id = "read_topic", tag = "messages",
+    params(super::openapi::TopicParam, super::openapi::ReadQuery),
+    responses(
+        (status = 200, description = "Messages after the cursor (`messages` is empty when a long poll timed out).", body = herald_proto::ReadResponse),
+        (status = 400, description = "Invalid topic, cursor, limit or wait.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn read_topic(
     State(st): State<AppState>,
     caller: Caller,
@@ -18,6 +26,14 @@ pub async fn read_topic(
 }
 
 /// `GET /v1/messages?topic=P&topic=P2`
+#[utoipa::path(
+    get, path = "/v1/messages", operation_id = "read_patterns", tag = "messages",
+    params(super::openapi::PatternsQuery, super::openapi::ReadQuery),
+    responses(
+        (status = 200, description = "Messages of every matching topic after the cursor.", body = herald_proto::ReadResponse),
+        (status = 400, description = "Missing or invalid topics or patterns, cursor, limit or wait.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn read_patterns(
     State(st): State<AppState>,
     caller: Caller,

@@ -12,6 +12,29 @@ use herald_core::Call;
 use herald_proto::ErrorCode;
 
 /// `POST /v1/rpc/{service}`
+#[utoipa::path(
+    post, path = "/v1/rpc/{service}", operation_id = "call", tag = "rpc",
+    params(super::openapi::ServiceParam, super::openapi::TimeoutQuery),
+    request_body(
+        description = "The request, passed to the responder with its `Content-Type`.",
+        content(
+            (Option<serde_json::Value> = "application/json"),
+            (Option<String> = "text/plain"),
+            ("application/octet-stream"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The responder's reply (its content type and body).",
+            headers(("Herald-Replied" = String, description = "`true`: the answer is the responder's."))),
+        (status = "default", description = "The responder's reply with the status it chose (`Herald-Replied: true`).",
+            headers(("Herald-Replied" = String, description = "`true`: the answer is the responder's."))),
+        (status = 400, description = "Invalid service name or timeout.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The request is over `limits.max_payload_bytes`.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Every responder tried went away before replying.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No responder serves the service (or the server is shutting down).", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 504, description = "No reply within the timeout.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn call(
     State(st): State<AppState>,
     caller: Caller,

@@ -27,6 +27,18 @@ enum Format {
 }
 
 /// `GET /v1/topics/{topic}/events`
+#[utoipa::path(
+    get, path = "/v1/topics/{topic}/events", operation_id = "topic_events", tag = "push",
+    params(
+        super::openapi::TopicParam,
+        super::openapi::EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this cursor (sent by reconnecting `EventSource`s).", pattern = r"^(earliest|latest|[0-9A-Fa-f]{24})$"),
+    ),
+    responses(
+        (status = 200, description = "A Server-Sent Events stream: `retry:` and an `open` event with the start cursor first, then per message `id: <cursor>`, `event: <event or message>`, `data: <JSON envelope or payload>`; `reset` events for unknown cursors; `: keepalive` comments.", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "Invalid topic, cursor or format.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn topic_events(
     State(st): State<AppState>,
     caller: Caller,
@@ -38,6 +50,18 @@ pub async fn topic_events(
 }
 
 /// `GET /v1/events?topic=P&topic=P2`
+#[utoipa::path(
+    get, path = "/v1/events", operation_id = "pattern_events", tag = "push",
+    params(
+        super::openapi::PatternsQuery,
+        super::openapi::EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this cursor (sent by reconnecting `EventSource`s).", pattern = r"^(earliest|latest|[0-9A-Fa-f]{24})$"),
+    ),
+    responses(
+        (status = 200, description = "A Server-Sent Events stream of every matching topic (see `GET /v1/topics/{topic}/events`).", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "Missing or invalid topics or patterns, cursor or format.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn pattern_events(
     State(st): State<AppState>,
     caller: Caller,
@@ -170,6 +194,14 @@ impl Stream {
                         "this stream fell behind too often; reconnect to resume",
                     ),
                     CloseReason::StorageFailure => ("error", "storage failed; reconnect to resume"),
+                    CloseReason::TokenExpired => (
+                        "close",
+                        "the token expired; reconnect with a fresh one to resume",
+                    ),
+                    CloseReason::TokenRevoked => (
+                        "close",
+                        "the token was revoked; reconnect with a valid one to resume",
+                    ),
                 };
                 let body = serde_json::json!({
                     "code": reason.as_str(),

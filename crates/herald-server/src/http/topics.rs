@@ -1,6 +1,9 @@
 //! Topic listing, statistics, retention and deletion.
 
-use super::{ApiError, Caller, body::read_body};
+use super::{
+    ApiError, Caller,
+    body::{json_settings, read_body},
+};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
@@ -47,6 +50,10 @@ fn wire(s: TopicStats, epoch: herald_core::Epoch) -> herald_proto::TopicStats {
 }
 
 /// `GET /v1/topics`
+#[utoipa::path(
+    get, path = "/v1/topics", operation_id = "list_topics", tag = "topics",
+    responses((status = 200, description = "Every topic the caller may see, sorted by name.", body = herald_proto::TopicsResponse)),
+)]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -59,6 +66,15 @@ pub async fn list(
 }
 
 /// `GET /v1/topics/{topic}`
+#[utoipa::path(
+    get, path = "/v1/topics/{topic}", operation_id = "topic_stats", tag = "topics",
+    params(super::openapi::TopicParam),
+    responses(
+        (status = 200, description = "The topic's statistics.", body = herald_proto::TopicStats),
+        (status = 400, description = "Invalid topic name.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn stats(
     State(st): State<AppState>,
     caller: Caller,
@@ -77,9 +93,15 @@ struct TopicConfig {
 /// Accepts `{"retention":{…}}` or the retention object itself.
 fn parse_retention(body: &[u8]) -> Result<Retention, ApiError> {
     let bad = |m: String| ApiError::new(ErrorCode::InvalidRetention, m);
-    let spec = match serde_json::from_slice::<TopicConfig>(body) {
+    // serde also reads a struct from an array: `{"retention":[…]}` is not an object.
+    if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(body)
+        && o.get("retention").is_some_and(|r| !r.is_object())
+    {
+        return Err(bad("retention must be a JSON object".into()));
+    }
+    let spec = match json_settings::<TopicConfig>(body) {
         Ok(c) => c.retention,
-        Err(_) => serde_json::from_slice::<RetentionSpec>(body).map_err(|e| {
+        Err(_) => json_settings::<RetentionSpec>(body).map_err(|e| {
             bad(format!(
                 "expected {{\"retention\":{{\"max_messages\"?,\"max_bytes\"?,\"max_age\"?}}}}: {e}"
             ))
@@ -104,6 +126,16 @@ fn parse_retention(body: &[u8]) -> Result<Retention, ApiError> {
 }
 
 /// `PUT /v1/topics/{topic}`: sets retention (creating the topic if needed).
+#[utoipa::path(
+    put, path = "/v1/topics/{topic}", operation_id = "configure_topic", tag = "topics",
+    params(super::openapi::TopicParam),
+    request_body(content = super::openapi::TopicConfig, description = "The retention settings, wrapped or bare."),
+    responses(
+        (status = 200, description = "The topic's statistics with its new retention.", body = herald_proto::TopicStats),
+        (status = 400, description = "Invalid topic name or retention.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn configure(
     State(st): State<AppState>,
     caller: Caller,
@@ -118,6 +150,15 @@ pub async fn configure(
 }
 
 /// `DELETE /v1/topics/{topic}`: 204.
+#[utoipa::path(
+    delete, path = "/v1/topics/{topic}", operation_id = "delete_topic", tag = "topics",
+    params(super::openapi::TopicParam),
+    responses(
+        (status = 204, description = "The topic and its messages are gone."),
+        (status = 400, description = "Invalid topic name.", body = herald_proto::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn delete(
     State(st): State<AppState>,
     caller: Caller,

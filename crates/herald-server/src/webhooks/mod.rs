@@ -191,9 +191,7 @@ impl Webhooks {
         if who.is_admin() || who.id() == owner {
             Ok(ep)
         } else {
-            Err(HubError::Forbidden(format!(
-                "webhook {id} belongs to someone else"
-            )))
+            Err(who.refuse(format!("webhook {id} belongs to someone else")))
         }
     }
 
@@ -206,7 +204,7 @@ impl Webhooks {
         let pattern = HubError::pattern(&req.pattern)?;
         let filter = Filter::new(vec![pattern.clone()])?;
         if !who.may_subscribe(&filter) {
-            return Err(HubError::Forbidden(format!(
+            return Err(who.refuse(format!(
                 "may not subscribe to {pattern}, so may not hook it"
             )));
         }

@@ -1,17 +1,22 @@
 //! HTTP integration tests: one in-process server per test on 127.0.0.1:0, real clients.
 
+mod auth;
 mod durability;
 mod errors;
 mod fallback;
 mod groups;
 mod grpc;
+mod hostile;
 mod jobs;
 mod lean;
+mod listener;
 mod long_poll;
+mod openapi;
 mod publish_read;
 mod rpc;
 mod scenarios;
 mod sse;
+mod tls;
 mod topics;
 mod webhooks;
 mod ws;

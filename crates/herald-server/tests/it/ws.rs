@@ -46,7 +46,7 @@ pub async fn recv(ws: &mut Ws) -> Value {
 }
 
 /// Reads until a close frame; returns its code and reason.
-async fn closed(ws: &mut Ws) -> (u16, String, Vec<Value>) {
+pub async fn closed(ws: &mut Ws) -> (u16, String, Vec<Value>) {
     let mut before = Vec::new();
     loop {
         match tokio::time::timeout(Duration::from_secs(15), ws.next())

@@ -5,6 +5,7 @@ mod clients;
 mod fanout;
 mod idle;
 mod load;
+mod patterns;
 mod proc;
 mod publish;
 mod queue;
@@ -30,6 +31,8 @@ pub enum BenchCommand {
     Rpc(rpc::RpcArgs),
     /// Webhook deliveries per second to a local sink, many endpoints.
     Webhooks(webhooks::WebhooksArgs),
+    /// One workload over every delivery pattern: latency, requests, bytes, server cost.
+    Patterns(patterns::PatternsArgs),
     /// A client process used by the other benchmarks.
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
@@ -43,6 +46,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Queue(a) => queue::run(a).await,
         BenchCommand::Rpc(a) => rpc::run(a).await,
         BenchCommand::Webhooks(a) => webhooks::run(a).await,
+        BenchCommand::Patterns(a) => patterns::run(a).await,
         BenchCommand::Worker(a) => worker::run(a).await,
     }
 }

@@ -17,6 +17,20 @@ pub struct ServerArg {
         global = true
     )]
     pub server: String,
+    /// API key or JWT to present (`Authorization: Bearer`).
+    #[arg(long, env = "HERALD_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ServerArg {
+    /// An SDK client for this server, with the token if one is given.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let client = Client::new(&self.server)?;
+        Ok(match &self.token {
+            Some(t) => client.with_token(t)?,
+            None => client,
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -92,7 +106,7 @@ pub struct SubscribeArgs {
 }
 
 fn client(server: &ServerArg) -> anyhow::Result<Client> {
-    Ok(Client::new(&server.server)?)
+    server.client()
 }
 
 /// DATA, or everything on stdin when it is absent.

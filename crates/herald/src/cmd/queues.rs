@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 fn client(s: &ServerArg) -> anyhow::Result<Client> {
-    Ok(Client::new(&s.server)?)
+    s.client()
 }
 
 fn print(v: &impl serde::Serialize) -> anyhow::Result<()> {

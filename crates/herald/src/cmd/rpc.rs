@@ -4,7 +4,7 @@ use super::client::{ServerArg, data_or_stdin, guess_content_type};
 use super::queues::run_command;
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use herald_client::{CallOptions, Client, Reply};
+use herald_client::{CallOptions, Reply};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,9 +61,7 @@ async fn call(a: CallArgs) -> anyhow::Result<()> {
         content_type: Some(a.content_type.unwrap_or_else(|| guess_content_type(&data))),
         timeout: a.timeout.map(Duration::from_secs_f64),
     };
-    let reply = Client::new(&a.server.server)?
-        .call(&a.service, data, opts)
-        .await?;
+    let reply = a.server.client()?.call(&a.service, data, opts).await?;
     let mut out = std::io::stdout().lock();
     out.write_all(&reply.data)?;
     if reply.data.last() != Some(&b'\n') {
@@ -77,7 +75,7 @@ async fn call(a: CallArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    let client = Client::new(&a.server.server)?;
+    let client = a.server.client()?;
     let command = Arc::new(a.command);
     let reply_type = Arc::new(a.reply_content_type);
     eprintln!("serving {} (Ctrl-C to stop)", a.service);

@@ -51,8 +51,8 @@ impl Codec {
                 })
             }
             (Codec::Msgpack, WsMessage::Binary(bytes)) => {
-                rmp_serde::from_slice(bytes).map(Some).map_err(|e| {
-                    let reference = rmp_serde::from_slice::<Value>(bytes)
+                from_msgpack(bytes).map(Some).map_err(|e| {
+                    let reference = from_msgpack::<Value>(bytes)
                         .ok()
                         .and_then(|v| v.get("ref").cloned());
                     let code = classify(&e.to_string());
@@ -177,6 +177,16 @@ fn classify(error: &str) -> ErrorCode {
     } else {
         ErrorCode::InvalidFrame
     }
+}
+
+/// Decodes MessagePack with the nesting limit serde_json uses (128): rmp-serde's own
+/// (1024) lets a small hostile frame overflow a worker thread's stack.
+fn from_msgpack<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<T, rmp_serde::decode::Error> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(128);
+    T::deserialize(&mut de)
 }
 
 #[cfg(test)]

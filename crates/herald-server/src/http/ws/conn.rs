@@ -19,7 +19,8 @@ use herald_core::{
 };
 use herald_proto::Reset;
 use herald_proto::ws::{
-    CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, CLOSE_TOO_BIG, ServerFrame, close_reason,
+    CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_SLOW_CONSUMER, CLOSE_TOKEN, CLOSE_TOO_BIG, ServerFrame,
+    close_reason,
 };
 use std::collections::BTreeMap;
 use std::future::poll_fn;
@@ -73,6 +74,8 @@ pub(crate) type Ops = FuturesUnordered<BoxFuture<'static, Option<ServerFrame>>>;
 pub(crate) struct Conn {
     pub(super) st: AppState,
     pub(super) caller: Principal,
+    /// The client's address, for per-address rate limits.
+    pub(super) ip: Option<std::net::IpAddr>,
     pub(super) codec: Codec,
     pub(super) mode: Mode,
     pub(super) feeds: Vec<(String, Feed)>,
@@ -94,10 +97,17 @@ enum End {
 }
 
 impl Conn {
-    pub(crate) fn new(st: AppState, caller: Principal, codec: Codec, mode: Mode) -> Conn {
+    pub(crate) fn new(
+        st: AppState,
+        caller: Principal,
+        ip: Option<std::net::IpAddr>,
+        codec: Codec,
+        mode: Mode,
+    ) -> Conn {
         Conn {
             st,
             caller,
+            ip,
             codec,
             mode,
             feeds: Vec::new(),
@@ -130,12 +140,17 @@ impl Conn {
         ping.tick().await;
         let shutdown = self.st.hub.shutdown_token();
         let mut shutdown = std::pin::pin!(shutdown.cancelled());
+        // The connection ends when its token expires or is revoked.
+        let mut lapse = self.caller.lapse();
         let mut ops = Ops::new();
         let end = loop {
             let mut out: Vec<WsMessage> = Vec::new();
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break End::Close(CLOSE_GOING_AWAY, "shutting_down"),
+                Some(reason) = async { Some(lapse.as_mut()?.await) }, if lapse.is_some() => {
+                    break End::Close(CLOSE_TOKEN, reason.as_str());
+                }
                 incoming = ws.next() => match incoming {
                     None => break End::Gone,
                     Some(Err(e)) => break read_error(e),
@@ -274,6 +289,8 @@ impl Conn {
                             End::Close(CLOSE_SLOW_CONSUMER, "slow_consumer")
                         }
                         CloseReason::StorageFailure => End::Close(1011, "storage_failure"),
+                        CloseReason::TokenExpired => End::Close(CLOSE_TOKEN, "token_expired"),
+                        CloseReason::TokenRevoked => End::Close(CLOSE_TOKEN, "token_revoked"),
                     });
                 }
             }

@@ -7,8 +7,9 @@ mod ops;
 
 use super::{ApiError, Caller, query::Query, topics::TopicPath};
 use crate::state::AppState;
-use axum::extract::State;
+use axum::Extension;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use codec::Codec;
@@ -16,6 +17,7 @@ use conn::{Conn, Mode};
 use herald_core::{Filter, HubError, Start};
 use herald_proto::ErrorCode;
 use herald_proto::ws::{PROTOCOL_JSON, PROTOCOL_MSGPACK};
+use std::net::SocketAddr;
 
 /// Refuses browsers from origins outside the allow-list (before upgrading).
 fn check_origin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -65,9 +67,24 @@ fn codec_of(upgrade: &WebSocketUpgrade) -> Codec {
 }
 
 /// `GET /v1/ws`
+#[utoipa::path(
+    get, path = "/v1/ws", operation_id = "websocket", tag = "push",
+    params(
+        ("Upgrade" = String, Header, description = "`websocket`"),
+        ("Connection" = String, Header, description = "`Upgrade`"),
+        ("Sec-WebSocket-Key" = String, Header, description = "RFC 6455 handshake key."),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "`herald.v1.json` (text frames, the default) or `herald.v1.msgpack` (binary frames, same shapes)."),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: a WebSocket speaking herald's frames (subscribe, publish, consume, ack, nack, serve, ping; see the API contract)."),
+        (status = 400, description = "Not a WebSocket upgrade.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn connect(
     State(st): State<AppState>,
     caller: Caller,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -75,11 +92,28 @@ pub async fn connect(
     let upgrade = configure(&st, upgrade)?;
     let codec = codec_of(&upgrade);
     let tracker = st.connections.clone();
-    let conn = Conn::new(st, caller.0, codec, Mode::Full);
+    let ip = peer.map(|p| p.0.0.ip());
+    let conn = Conn::new(st, caller.0, ip, codec, Mode::Full);
     Ok(upgrade.on_upgrade(move |socket| tracker.track_future(conn.serve(socket))))
 }
 
 /// `GET /v1/topics/{topic}/ws?after=`: pushes bare envelopes; client frames are ignored.
+#[utoipa::path(
+    get, path = "/v1/topics/{topic}/ws", operation_id = "topic_websocket", tag = "push",
+    params(
+        super::openapi::TopicParam,
+        super::openapi::AfterQuery,
+        ("Upgrade" = String, Header, description = "`websocket`"),
+        ("Connection" = String, Header, description = "`Upgrade`"),
+        ("Sec-WebSocket-Key" = String, Header, description = "RFC 6455 handshake key."),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "`herald.v1.json` (text frames, the default) or `herald.v1.msgpack` (binary frames, same shapes)."),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: a receive-only WebSocket that pushes each message's JSON envelope; client frames are ignored."),
+        (status = 400, description = "Not a WebSocket upgrade, or an invalid topic or cursor.", body = herald_proto::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn receive(
     State(st): State<AppState>,
     caller: Caller,
@@ -94,6 +128,6 @@ pub async fn receive(
     let sub = st.hub.subscribe(&caller, Filter::topic(&topic), start)?;
     let codec = codec_of(&upgrade);
     let tracker = st.connections.clone();
-    let conn = Conn::new(st, caller.0, codec, Mode::ReceiveOnly).with_subscription(sub);
+    let conn = Conn::new(st, caller.0, None, codec, Mode::ReceiveOnly).with_subscription(sub);
     Ok(upgrade.on_upgrade(move |socket| tracker.track_future(conn.serve(socket))))
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 pub(super) fn error(reference: Option<Value>, code: ErrorCode, message: String) -> ServerFrame {
+    crate::metrics::refused(code, "ws");
     ServerFrame::Error {
         reference,
         code,
@@ -40,6 +41,22 @@ impl Conn {
             Err(_) => return,
         };
         if self.mode == Mode::ReceiveOnly {
+            return;
+        }
+        // Frames that start work count against the rate limits like HTTP requests;
+        // settling and replying to work already given do not.
+        let counted = match &frame {
+            ClientFrame::Publish { reference, .. }
+            | ClientFrame::Subscribe { reference, .. }
+            | ClientFrame::Consume { reference, .. }
+            | ClientFrame::Serve { reference, .. }
+            | ClientFrame::Call { reference, .. } => Some(reference),
+            _ => None,
+        };
+        if let Some(reference) = counted
+            && let Err(e) = self.st.rate_limits.check(&self.caller, self.ip)
+        {
+            out.push(self.codec.frame(&hub_error(reference.clone(), e)));
             return;
         }
         let answer = match frame {
