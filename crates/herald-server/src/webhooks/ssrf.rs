@@ -60,6 +60,8 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || s[0] == 0x2001 && s[1] == 0x0db8 // documentation
+        || s[0] == 0x3fff && s[1] < 0x1000 // documentation 3fff::/20
+        || s[0] == 0x2001 && s[1] < 0x0200 // IETF protocol assignments 2001::/23 (Teredo too)
         || s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0 // discard-only
 }
 
@@ -68,8 +70,10 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let o = ip.octets();
     let tail = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
-    if s[..5] == [0, 0, 0, 0, 0] && (s[5] == 0xffff || s[5] == 0) && !(s[5] == 0 && s[6] == 0) {
-        return Some(tail); // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible)
+    if s[..5] == [0, 0, 0, 0, 0] && (s[5] == 0xffff || s[5] == 0) {
+        // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible); `::` and `::1` land in
+        // 0.0.0.0/8, which is refused like them.
+        return Some(tail);
     }
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) {
         return Some(tail); // NAT64 64:ff9b::/96 and 64:ff9b:1::/48
@@ -170,6 +174,10 @@ mod tests {
             "http://[2002:7f00:1::]/",
             "http://[fe80::1]/",
             "http://[fd00:ec2::254]/",
+            "http://[::2]/",
+            "http://[::ffff]/",
+            "http://[3fff::1]/",
+            "http://[2001::1]/",
             "http://169.254.169.254/latest/meta-data/",
             "http://10.0.0.1/",
             "http://172.16.5.4/",

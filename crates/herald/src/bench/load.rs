@@ -120,6 +120,8 @@ pub struct RawHttp {
     stream: TcpStream,
     buf: Vec<u8>,
     host: String,
+    /// `authorization: Bearer …\r\n`, when the server needs a token.
+    auth: String,
 }
 
 impl RawHttp {
@@ -130,14 +132,24 @@ impl RawHttp {
             stream,
             buf: Vec::with_capacity(16 * 1024),
             host: addr.to_string(),
+            auth: String::new(),
         })
+    }
+
+    /// Presents `token` (an API key or a JWT) on every request encoded from now on.
+    pub fn with_token(mut self, token: Option<&str>) -> RawHttp {
+        self.auth = token
+            .map(|t| format!("authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        self
     }
 
     /// Encodes a request once, for sending many times.
     pub fn encode(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Bytes {
         let mut out = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\n{}content-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
             self.host,
+            self.auth,
             body.len()
         )
         .into_bytes();

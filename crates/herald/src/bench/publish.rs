@@ -72,9 +72,9 @@ pub async fn run(a: PublishArgs) -> anyhow::Result<()> {
                 Duration::from_secs_f64(a.warmup),
                 Duration::from_secs_f64(a.duration),
                 |_| {
-                    let body = body.clone();
+                    let (body, token) = (body.clone(), a.target.token.clone());
                     async move {
-                        let conn = RawHttp::connect(addr).await?;
+                        let conn = RawHttp::connect(addr).await?.with_token(token.as_deref());
                         let request = if batch <= 1 {
                             conn.encode(
                                 "POST",

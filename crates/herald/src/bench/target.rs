@@ -19,6 +19,9 @@ pub struct TargetArgs {
     /// Extra `herald serve` arguments for the server this run starts.
     #[arg(long = "serve-arg", allow_hyphen_values = true)]
     pub serve_args: Vec<String>,
+    /// Token (API key or JWT) to present, for servers with `[auth]` (publish bench).
+    #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// A server to measure.

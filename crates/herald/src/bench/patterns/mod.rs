@@ -6,20 +6,14 @@
 
 mod clients;
 mod hooks;
+mod one;
 mod svg;
 mod tally;
 
-use super::clients::now_us;
-use super::load::RawHttp;
-use super::report::{Report, cpu_rss, micros};
+use super::report::{Report, micros};
 use super::target::{Target, TargetArgs};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
-use tally::Tally;
 
 /// The delivery patterns this bench compares.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,11 +102,9 @@ pub struct Measured {
     pub p99_us: u64,
     /// Distinct messages received by all clients, after the drain.
     pub delivered: u64,
-    /// Messages published × clients.
+    /// Messages published (all within the window) × clients: also the divisor of every
+    /// "per message" figure.
     pub expected: u64,
-    /// Deliveries the window called for (published in it × clients): the per-message
-    /// divisor.
-    pub window_deliveries: u64,
     /// Counted over the window:
     pub requests: u64,
     pub empty: u64,
@@ -121,6 +113,8 @@ pub struct Measured {
     /// connections to the receiver).
     pub connections: u64,
     pub server_cpu_per_msg: String,
+    /// The same as a number (None without the server's PID).
+    pub server_cpu_us_per_msg: Option<f64>,
     pub server_rss: String,
     pub duplicates: u64,
     pub disorder: u64,
@@ -163,145 +157,23 @@ fn cases(a: &PatternsArgs) -> Vec<Case> {
 
 /// Runs every pattern, each against a fresh server (or the one given).
 async fn measure(a: &PatternsArgs) -> anyhow::Result<Vec<Measured>> {
+    let positive = |x: f64| x > 0.0 && x.is_finite();
+    anyhow::ensure!(
+        a.clients > 0 && positive(a.rate) && positive(a.duration),
+        "--clients, --rate and --duration must be positive"
+    );
+    anyhow::ensure!(
+        a.poll_every.iter().all(|&s| positive(s)) && a.drain >= 0.0 && a.drain.is_finite(),
+        "--poll-every must be positive and --drain at least 0"
+    );
     let mut rows = Vec::new();
     for case in cases(a) {
         let target = Target::start(&a.target).await?;
-        let row = one(a, &target, case).await;
+        let row = one::one(a, &target, case).await;
         target.stop().await;
         rows.push(row.with_context(|| case.name())?);
     }
     Ok(rows)
-}
-
-/// Opens the clients of `case` and waits until all are positioned at the topic's tail.
-/// Returns the tasks to abort at the end and the webhooks to delete.
-async fn open(
-    a: &PatternsArgs,
-    target: &Target,
-    case: Case,
-    topic: &str,
-    tally: &Arc<Tally>,
-) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, Vec<String>)> {
-    let addr = target.addr()?;
-    if let Case::Webhooks = case {
-        let (sink, accept) = hooks::listen(a.clients, tally.clone()).await?;
-        let ids = hooks::register(addr, topic, sink, a.clients).await?;
-        return Ok((vec![accept], ids));
-    }
-    let (ready, mut readies) = tokio::sync::mpsc::unbounded_channel();
-    let mut tasks = Vec::with_capacity(a.clients);
-    for i in 0..a.clients {
-        let (tally, ready, topic) = (tally.clone(), ready.clone(), topic.to_owned());
-        // Short-poll clients spread their polls evenly over the interval.
-        let phase = match case {
-            Case::ShortPoll(s) => Duration::from_secs_f64(s * i as f64 / a.clients as f64),
-            _ => Duration::ZERO,
-        };
-        tasks.push(tokio::spawn(async move {
-            let (t, r) = (tally.clone(), ready.clone());
-            let result = match case {
-                Case::ShortPoll(s) => {
-                    let every = Some(Duration::from_secs_f64(s));
-                    clients::poll(addr, &topic, every, phase, t, r).await
-                }
-                Case::LongPoll => clients::poll(addr, &topic, None, phase, t, r).await,
-                Case::Sse => clients::sse(addr, &topic, t, r).await,
-                Case::Ws => clients::ws(addr, &topic, t, r).await,
-                Case::Grpc => clients::grpc(addr, &topic, t, r).await,
-                Case::Webhooks => Ok(()),
-            };
-            if let Err(e) = result {
-                tally.fail(&e);
-                let _ = ready.send(Err(format!("{e:#}")));
-            }
-        }));
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    for _ in 0..a.clients {
-        match tokio::time::timeout_at(deadline, readies.recv()).await {
-            Ok(Some(Ok(()))) => {}
-            Ok(Some(Err(e))) => anyhow::bail!("a client failed to subscribe: {e}"),
-            Ok(None) | Err(_) => anyhow::bail!("the clients did not subscribe within 60 s"),
-        }
-    }
-    Ok((tasks, Vec::new()))
-}
-
-async fn one(a: &PatternsArgs, target: &Target, case: Case) -> anyhow::Result<Measured> {
-    let tally = Tally::new()?;
-    let topic = format!("bench.patterns.{}.{}", case.slug(), now_us());
-    let (tasks, hooks) = open(a, target, case, &topic, &tally).await?;
-    // Let connection set-up settle before measuring.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let bar = ProgressBar::new((a.duration * 1000.0) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>24} [{bar:30}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{} x{}", case.name(), a.clients));
-    let mut conn = RawHttp::connect(target.addr()?).await?;
-    let path = format!("/v1/topics/{topic}/messages");
-    let before = (target.sample(), tally.snapshot());
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.rate.max(0.001)));
-    let mut published = 0u64;
-    while started.elapsed().as_secs_f64() < a.duration {
-        tick.tick().await;
-        let body = format!("{{\"n\":{published},\"t\":{}}}", now_us());
-        let req = conn.encode("POST", &path, "application/json", body.as_bytes());
-        conn.roundtrip(&req).await.context("publishing")?;
-        published += 1;
-        bar.set_position(started.elapsed().as_millis() as u64);
-        bar.set_message(format!(
-            "{published} published, {} delivered",
-            tally.delivered.load(Ordering::Relaxed)
-        ));
-    }
-    let after = (target.sample(), tally.snapshot());
-    let connections = tally.open.load(Ordering::Relaxed);
-    let expected = published * a.clients as u64;
-    let poll = match case {
-        Case::ShortPoll(s) => s,
-        _ => 0.0,
-    };
-    let drain_until = Instant::now() + Duration::from_secs_f64(poll + a.drain);
-    bar.set_message("waiting for the last deliveries");
-    while tally.delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    bar.finish_and_clear();
-    for t in &tasks {
-        t.abort();
-    }
-    if !hooks.is_empty() && a.target.server.is_some() {
-        hooks::unregister(&target.url, &hooks).await?;
-    }
-    let (cpu, rss) = cpu_rss(before.0, after.0, expected);
-    let latency = tally
-        .latency
-        .lock()
-        .map_err(|_| anyhow::anyhow!("latency histogram poisoned"))?
-        .clone();
-    let last_error = tally.last_error.lock().ok().and_then(|e| e.clone());
-    Ok(Measured {
-        pattern: case.name(),
-        p50_us: latency.value_at_quantile(0.5),
-        p99_us: latency.value_at_quantile(0.99),
-        delivered: tally.delivered.load(Ordering::Relaxed),
-        expected,
-        window_deliveries: expected,
-        requests: after.1.requests - before.1.requests,
-        empty: after.1.empty - before.1.empty,
-        bytes: after.1.bytes - before.1.bytes,
-        connections,
-        server_cpu_per_msg: cpu,
-        server_rss: rss,
-        duplicates: tally.duplicates.load(Ordering::Relaxed),
-        disorder: tally.disorder.load(Ordering::Relaxed),
-        errors: tally.errors.load(Ordering::Relaxed),
-        last_error,
-    })
 }
 
 fn report(a: &PatternsArgs, rows: &[Measured]) -> Report {
@@ -326,7 +198,7 @@ fn report(a: &PatternsArgs, rows: &[Measured]) -> Report {
     .map(String::from)
     .to_vec();
     for r in rows {
-        let per = |x: u64| x as f64 / r.window_deliveries.max(1) as f64;
+        let per = |x: u64| x as f64 / r.expected.max(1) as f64;
         report.rows.push(vec![
             r.pattern.clone(),
             micros(r.p50_us),
@@ -392,6 +264,7 @@ mod tests {
                 server: Some(server.url()),
                 server_pid: None,
                 serve_args: Vec::new(),
+                token: None,
             },
             patterns: Pattern::value_variants().to_vec(),
             poll_every: vec![0.2, 0.5],

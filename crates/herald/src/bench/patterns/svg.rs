@@ -30,12 +30,12 @@ pub fn chart(rows: &[Measured], subtitle: &str) -> String {
     let labels: Vec<&str> = rows.iter().map(|r| r.pattern.as_str()).collect();
     let per = |f: &dyn Fn(&Measured) -> u64| -> Vec<f64> {
         rows.iter()
-            .map(|r| f(r) as f64 / r.window_deliveries.max(1) as f64)
+            .map(|r| f(r) as f64 / r.expected.max(1) as f64)
             .collect()
     };
     let us =
         |f: &dyn Fn(&Measured) -> u64| -> Vec<f64> { rows.iter().map(|r| f(r) as f64).collect() };
-    let height = 60.0 + 3.0 * PANEL;
+    let height = 60.0 + 4.0 * PANEL;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -92,6 +92,22 @@ pub fn chart(rows: &[Measured], subtitle: &str) -> String {
         &bytes,
         Scale::Linear,
         |v| format!("{v:.0} B"),
+    );
+    let cpu = [Series {
+        name: "CPU",
+        values: rows
+            .iter()
+            .map(|r| r.server_cpu_us_per_msg.unwrap_or(0.0))
+            .collect(),
+    }];
+    panel(
+        &mut s,
+        60.0 + 3.0 * PANEL,
+        "Server CPU per delivered message (user + system, publishes included)",
+        &labels,
+        &cpu,
+        Scale::Linear,
+        |v| format!("{v:.1} µs"),
     );
     s.push_str("</svg>\n");
     s
