@@ -118,12 +118,17 @@ pub async fn consume(
         .consume(&who, &topic, &start.group, prefetch)
         .map_err(status)?;
     let (tx, out) = channel();
+    let mut lapse = who.lapse();
     tokio::spawn(async move {
         let group = start.group;
         let mut settling: FuturesUnordered<BoxFuture<'static, grpc::ConsumeEvent>> =
             FuturesUnordered::new();
         loop {
             tokio::select! {
+                Some(reason) = async { Some(lapse.as_mut()?.await) }, if lapse.is_some() => {
+                    let _ = tx.send(Err(lapsed(reason))).await;
+                    break;
+                }
                 batch = consumer.next() => match batch {
                     None => break,
                     Some(Err(e)) => {
@@ -236,8 +241,17 @@ pub async fn serve(
         inbound,
         pending: HashMap::new(),
         done: false,
+        lapse: who.lapse(),
     }
     .boxed())
+}
+
+/// The status a stream ends with when its token lapses.
+fn lapsed(reason: CloseReason) -> Status {
+    status_for(
+        ErrorCode::Unauthorized,
+        format!("{}: present a valid token", reason.as_str()),
+    )
 }
 
 /// The responder's side of `Serve` as one stream: polling it takes replies from the
@@ -248,6 +262,8 @@ struct ServeStream {
     inbound: Streaming<grpc::ServeRequest>,
     pending: HashMap<u64, RpcRequest>,
     done: bool,
+    /// Ends the stream when the responder's token lapses.
+    lapse: Option<std::pin::Pin<Box<dyn Future<Output = CloseReason> + Send>>>,
 }
 
 impl futures_util::Stream for ServeStream {
@@ -261,6 +277,12 @@ impl futures_util::Stream for ServeStream {
         let this = &mut *self;
         if this.done {
             return Poll::Ready(None);
+        }
+        if let Some(lapse) = this.lapse.as_mut()
+            && let Poll::Ready(reason) = lapse.as_mut().poll(cx)
+        {
+            this.done = true;
+            return Poll::Ready(Some(Err(lapsed(reason))));
         }
         // Replies first: they complete calls.
         loop {

@@ -6,7 +6,7 @@ use base64::Engine;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use herald_proto::grpc::herald_client::HeraldClient;
-use herald_proto::grpc::{PublishRequest, SubscribeRequest};
+use herald_proto::grpc::{self, PublishRequest, SubscribeRequest};
 use herald_server::auth::{
     ApiKeyConfig, AuthConfig, GrantsConfig, HeraldClaim, JwtConfig, SigningKey, hash_key, mint,
 };
@@ -424,6 +424,39 @@ async fn removing_a_key_on_reload_revokes_it_and_ends_its_streams() {
         "Bearer gone-key".parse().expect("metadata"),
     );
     let mut stream = grpc.subscribe(req).await.expect("subscribe").into_inner();
+    // A gRPC consumer and a gRPC responder with the same key.
+    let (consume_tx, consume_rx) = tokio::sync::mpsc::channel(4);
+    consume_tx
+        .send(grpc::ConsumeRequest {
+            request: Some(grpc::consume_request::Request::Start(grpc::ConsumeStart {
+                topic: "r.x".into(),
+                group: "g".into(),
+                prefetch: 1,
+            })),
+        })
+        .await
+        .expect("start");
+    let mut req = tonic::Request::new(crate::grpc::outbound(consume_rx));
+    req.metadata_mut().insert(
+        "authorization",
+        "Bearer gone-key".parse().expect("metadata"),
+    );
+    let mut consuming = grpc.consume(req).await.expect("consume").into_inner();
+    let (serve_tx, serve_rx) = tokio::sync::mpsc::channel(4);
+    serve_tx
+        .send(grpc::ServeRequest {
+            request: Some(grpc::serve_request::Request::Start(grpc::ServeStart {
+                service: "revoked".into(),
+            })),
+        })
+        .await
+        .expect("start");
+    let mut req = tonic::Request::new(crate::grpc::outbound(serve_rx));
+    req.metadata_mut().insert(
+        "authorization",
+        "Bearer gone-key".parse().expect("metadata"),
+    );
+    let mut serving = grpc.serve(req).await.expect("serve").into_inner();
 
     let next = herald_server::Config {
         auth: Some(auth(vec![keep])),
@@ -461,6 +494,31 @@ async fn removing_a_key_on_reload_revokes_it_and_ends_its_streams() {
     .await
     .expect("gRPC end in time");
     assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
+    let st = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match consuming.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the consume stream ended without a status"),
+                Err(st) => return st,
+            }
+        }
+    })
+    .await
+    .expect("consume end in time");
+    assert_eq!(st.code(), tonic::Code::Unauthenticated, "consume: {st:?}");
+    let st = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match serving.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the serve stream ended without a status"),
+                Err(st) => return st,
+            }
+        }
+    })
+    .await
+    .expect("serve end in time");
+    assert_eq!(st.code(), tonic::Code::Unauthenticated, "serve: {st:?}");
+    drop((consume_tx, serve_tx));
     let res = s
         .http()
         .get(s.at("/v1/topics/r.x/messages"))
