@@ -464,17 +464,7 @@ async fn removing_a_key_on_reload_revokes_it_and_ends_its_streams() {
     };
     s.server().reload(&next).expect("reload");
 
-    let ended = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match sse.next().await {
-                Some(Ok(ev)) if ev.event == "close" => return ev.data,
-                Some(Ok(_)) => continue,
-                other => panic!("SSE ended without a close event: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("SSE close in time");
+    let ended = close_event(&mut sse).await;
     assert!(ended.contains("token_revoked"), "{ended}");
     let (code, reason, _) = closed(&mut ws).await;
     assert_eq!(
@@ -482,41 +472,11 @@ async fn removing_a_key_on_reload_revokes_it_and_ends_its_streams() {
         (4001, true),
         "{reason}"
     );
-    let st = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match stream.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("the gRPC stream ended without a status"),
-                Err(st) => return st,
-            }
-        }
-    })
-    .await
-    .expect("gRPC end in time");
+    let st = ended_with(&mut stream).await;
     assert_eq!(st.code(), tonic::Code::Unauthenticated, "{st:?}");
-    let st = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match consuming.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("the consume stream ended without a status"),
-                Err(st) => return st,
-            }
-        }
-    })
-    .await
-    .expect("consume end in time");
+    let st = ended_with(&mut consuming).await;
     assert_eq!(st.code(), tonic::Code::Unauthenticated, "consume: {st:?}");
-    let st = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match serving.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("the serve stream ended without a status"),
-                Err(st) => return st,
-            }
-        }
-    })
-    .await
-    .expect("serve end in time");
+    let st = ended_with(&mut serving).await;
     assert_eq!(st.code(), tonic::Code::Unauthenticated, "serve: {st:?}");
     drop((consume_tx, serve_tx));
     let res = s
@@ -570,17 +530,7 @@ async fn live_streams_end_when_their_jwt_expires() {
     let mut ws = connect(&s, &format!("/v1/ws?token={short}"), &[])
         .await
         .expect("ws");
-    let ended = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match sse.next().await {
-                Some(Ok(ev)) if ev.event == "close" => return ev.data,
-                Some(Ok(_)) => continue,
-                other => panic!("SSE ended without a close event: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("SSE close in time");
+    let ended = close_event(&mut sse).await;
     assert!(ended.contains("token_expired"), "{ended}");
     let (code, reason, _) = closed(&mut ws).await;
     assert_eq!(
@@ -874,4 +824,39 @@ async fn metrics_need_an_admin_token_when_auth_is_on() {
     assert_eq!(status(None).await, 401);
     assert_eq!(status(Some("user-key")).await, 403);
     assert_eq!(status(Some("ops-key")).await, 200);
+}
+
+/// The status a gRPC stream ends with (within 10 s).
+async fn ended_with<T>(stream: &mut tonic::Streaming<T>) -> tonic::Status {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the gRPC stream ended without a status"),
+                Err(st) => return st,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends in time")
+}
+
+/// The data of the `close` event an SSE stream ends with (within 10 s).
+async fn close_event<S, E>(sse: &mut S) -> String
+where
+    S: futures_util::Stream<Item = Result<eventsource_stream::Event, E>> + Unpin,
+    E: std::fmt::Debug,
+{
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match sse.next().await {
+                Some(Ok(ev)) if ev.event == "close" => return ev.data,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("SSE failed before a close event: {e:?}"),
+                None => panic!("SSE ended without a close event"),
+            }
+        }
+    })
+    .await
+    .expect("SSE close in time")
 }
