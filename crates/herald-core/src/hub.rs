@@ -549,19 +549,7 @@ impl Hub {
                 .map_err(|e| HubError::InvalidJson(e.to_string()))?;
         }
         if let Some(event) = &msg.event {
-            let ok = (1..=64).contains(&event.len())
-                && event
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.:/-".contains(&b));
-            if !ok {
-                return Err(HubError::InvalidEvent(event.chars().take(80).collect()));
-            }
-            if RESERVED_EVENTS.contains(&event.as_str()) {
-                return Err(HubError::InvalidEvent(format!(
-                    "{event} (reserved for herald's own SSE events: {})",
-                    RESERVED_EVENTS.join(", ")
-                )));
-            }
+            Hub::check_event(event)?;
         }
         if let Some(key) = &msg.idempotency_key
             && (key.is_empty()
@@ -595,6 +583,25 @@ impl Hub {
             data: msg.data,
             idempotency_key: msg.idempotency_key.map(Into::into),
         })
+    }
+
+    /// Validates an event type: 1–64 of `A-Z a-z 0-9 _ . : / -`, none of the names
+    /// herald's SSE uses for itself.
+    pub fn check_event(event: &str) -> Result<(), HubError> {
+        let ok = (1..=64).contains(&event.len())
+            && event
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.:/-".contains(&b));
+        if !ok {
+            return Err(HubError::InvalidEvent(event.chars().take(80).collect()));
+        }
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(HubError::InvalidEvent(format!(
+                "{event} (reserved for herald's own SSE events: {})",
+                RESERVED_EVENTS.join(", ")
+            )));
+        }
+        Ok(())
     }
 
     /// Validates a read limit given as text (`None` means the default).

@@ -21,3 +21,19 @@ pub struct AppState {
     /// Request rate limits.
     pub rate_limits: Arc<crate::ratelimit::RateLimits>,
 }
+
+impl AppState {
+    /// Who is calling, from a request's headers (`authorization`, `cookie`) and query
+    /// (`token`), counted against the rate limits of the principal and of `ip`. Every
+    /// door asks here.
+    pub fn caller(
+        &self,
+        headers: &axum::http::HeaderMap,
+        query: Option<&str>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<herald_core::Principal, herald_core::HubError> {
+        let who = self.auth.caller(headers, query)?;
+        self.rate_limits.check(&who, ip)?;
+        Ok(who)
+    }
+}

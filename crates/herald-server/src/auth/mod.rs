@@ -72,9 +72,35 @@ impl Auth {
         Ok(())
     }
 
+    /// The caller of a request with these headers and query string. Without `[auth]`
+    /// every caller is the anonymous principal and tokens are not looked at.
+    pub fn caller(
+        &self,
+        headers: &axum::http::HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Principal, HubError> {
+        let active = self.current();
+        if active.config.is_none() {
+            return Ok(active.anonymous.clone());
+        }
+        let token = from_headers(headers, query)?;
+        active.resolve(token.as_deref())
+    }
+
     /// The caller presenting `token` (or none).
     pub fn resolve(&self, token: Option<&str>) -> Result<Principal, HubError> {
-        let active = self.current();
+        self.current().resolve(token)
+    }
+
+    fn current(&self) -> Arc<Active> {
+        read(&self.active).clone()
+    }
+}
+
+impl Active {
+    /// The caller presenting `token` (or none).
+    fn resolve(&self, token: Option<&str>) -> Result<Principal, HubError> {
+        let active = self;
         let Some(token) = token else {
             return Ok(active.anonymous.clone());
         };
@@ -108,21 +134,6 @@ impl Auth {
         Ok(who)
     }
 
-    fn current(&self) -> Arc<Active> {
-        read(&self.active).clone()
-    }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Active {
     /// Builds credentials, keeping the revocation tokens of unchanged keys from `old`.
     fn build(config: Option<&AuthConfig>, old: Option<&Active>) -> Result<Active, String> {
         let Some(cfg) = config else {
@@ -186,6 +197,15 @@ impl Active {
             verified: RwLock::default(),
         })
     }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

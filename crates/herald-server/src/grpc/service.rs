@@ -12,23 +12,13 @@ impl GrpcDoor {
     /// Who is calling, from the `authorization` (Bearer) or `cookie` metadata, for
     /// every method; counted against the rate limits.
     pub(super) fn caller<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        let mut headers = axum::http::HeaderMap::new();
-        for name in [
-            axum::http::header::AUTHORIZATION,
-            axum::http::header::COOKIE,
-        ] {
-            if let Some(v) = req.metadata().as_ref().get(&name) {
-                headers.insert(name, v.clone());
-            }
-        }
-        let token = crate::auth::from_headers(&headers, None).map_err(status)?;
-        let who = self.st.auth.resolve(token.as_deref()).map_err(status)?;
         let ip = req
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
-        self.st.rate_limits.check(&who, ip).map_err(status)?;
-        Ok(who)
+        self.st
+            .caller(req.metadata().as_ref(), None, ip)
+            .map_err(status)
     }
 }
 

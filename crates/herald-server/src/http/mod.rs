@@ -41,17 +41,16 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let who = crate::auth::from_headers(&parts.headers, parts.uri.query())
-            .and_then(|token| state.auth.resolve(token.as_deref()))
-            .inspect_err(|e| {
-                let query = parts.uri.query().map(crate::auth::redact_query);
-                tracing::debug!(path = parts.uri.path(), ?query, error = %e, "refused");
-            })?;
         let ip = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
-        state.rate_limits.check(&who, ip)?;
+        let who = state
+            .caller(&parts.headers, parts.uri.query(), ip)
+            .inspect_err(|e| {
+                let query = parts.uri.query().map(crate::auth::redact_query);
+                tracing::debug!(path = parts.uri.path(), ?query, error = %e, "refused");
+            })?;
         Ok(Caller(who))
     }
 }

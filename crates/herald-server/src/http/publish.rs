@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use herald_core::{HubError, Publish, Published, payload_from_json};
+use herald_core::{Hub, HubError, Publish, Published, payload_from_json};
 use herald_proto::{BatchItem, ErrorCode};
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
@@ -22,16 +22,6 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
             })
         })
         .transpose()
-}
-
-/// Whether `name` may be an event type: the core's rule for `Publish::event` (1–64 of
-/// `A-Z a-z 0-9 _ . : / -`, none of the names herald's SSE uses for itself).
-fn event_name_ok(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:/-".contains(&b))
-        && !["open", "reset", "error", "close"].contains(&name)
 }
 
 /// The JSON answer to a publish.
@@ -95,12 +85,7 @@ pub async fn publish(
         (Some(h), Some(q)) => {
             // The header wins; the core checks only the event it gets, so the other is
             // checked here rather than ignored.
-            if !event_name_ok(q) {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidEvent,
-                    format!("?event={q:?} is not a valid event name"),
-                ));
-            }
+            Hub::check_event(q)?;
             Some(h.to_owned())
         }
         (h, q) => h.or(q).map(str::to_owned),
