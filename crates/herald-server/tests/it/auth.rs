@@ -860,3 +860,32 @@ where
     .await
     .expect("SSE close in time")
 }
+
+#[tokio::test]
+async fn the_per_address_limit_covers_every_key_from_that_address() {
+    let s = TestServer::start_with(|c| {
+        c.limits.ip_rate_per_second = 1;
+        c.limits.ip_burst = 2;
+        c.auth = Some(AuthConfig {
+            api_keys: vec![
+                api_key("one", "key-one", &[">"], &[">"]),
+                api_key("two", "key-two", &[">"], &[">"]),
+            ],
+            ..AuthConfig::default()
+        });
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for key in ["key-one", "key-two", "key-one", "key-two"] {
+        let res = s
+            .http()
+            .get(s.at("/v1/topics/ip/messages"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("read");
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(&statuses[..2], &[200, 200], "the burst passes");
+    assert!(statuses[2..].contains(&429), "{statuses:?}");
+}

@@ -187,3 +187,29 @@ async fn long_topics_need_an_explicit_dead_letter_topic() {
     .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn subscriptions_per_websocket_are_bounded() {
+    use crate::ws::{connect, recv, send};
+    let s = TestServer::start_with(|c| c.websocket.max_subscriptions = 2).await;
+    let mut ws = connect(&s, "/v1/ws", &[]).await.expect("ws");
+    let mut answers = Vec::new();
+    for i in 0..3 {
+        send(
+            &mut ws,
+            serde_json::json!({"op":"subscribe","ref":i,"topic":format!("cap.{i}")}),
+        )
+        .await;
+        let f = recv(&mut ws).await;
+        answers.push(
+            f["code"]
+                .as_str()
+                .or(f["op"].as_str())
+                .unwrap_or("?")
+                .to_owned(),
+        );
+    }
+    assert_eq!(answers, ["subscribed", "subscribed", "limit_reached"]);
+    send(&mut ws, serde_json::json!({"op":"ping","ref":"p"})).await;
+    assert_eq!(recv(&mut ws).await["op"], "pong", "the connection stays");
+}
