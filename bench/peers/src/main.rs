@@ -12,6 +12,7 @@ mod nats_proto;
 mod procfs;
 mod queue;
 mod report;
+mod rpc;
 mod sse;
 mod subs;
 mod worker;
@@ -22,7 +23,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "peers",
-    about = "herald against its peers: fan-out, durable publish, idle connections, work queues"
+    about = "herald against its peers: fan-out, durable publish, idle connections, work queues, \
+             request-reply"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,6 +41,8 @@ enum Cmd {
     Idle(idle::IdleArgs),
     /// Work queue with acks, publish → ack end to end.
     Queue(queue::QueueArgs),
+    /// Request-reply through the server to an echoing responder, N calls in flight.
+    Rpc(rpc::RpcArgs),
     /// Markdown table of medians and herald/peer ratios from result files.
     Report(report::ReportArgs),
     /// Prints one line describing this machine.
@@ -71,6 +75,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Durable(a) => durable::run(a).await,
             Cmd::Idle(a) => idle::run(a).await,
             Cmd::Queue(a) => queue::run(a).await,
+            Cmd::Rpc(a) => rpc::run(a).await,
             Cmd::Report(a) => report::run(a),
             Cmd::Machine => {
                 println!("{}", procfs::machine());

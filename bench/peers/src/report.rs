@@ -1,5 +1,6 @@
 //! `peers report`: pairs each herald measurement with its peer's in the same round and
-//! prints a Markdown table of medians, the median ratio herald/peer and its spread.
+//! prints a Markdown table of medians, the median ratio herald/peer and its spread. A
+//! herald case may refine the peer's ("gRPC → gRPC, 1 in flight" against "1 in flight").
 
 use crate::common::Record;
 use clap::Args;
@@ -108,9 +109,31 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
         if peer == "herald" {
             continue;
         }
-        let recs = &groups[key];
+        let has = |k: &(String, String, String), herald: bool| {
+            groups[k].iter().any(|r| (r.system == "herald") == herald)
+        };
+        let same = |k: &&(String, String, String)| k.0 == *scenario && k.2 == *peer;
+        let mut recs = groups[key].clone();
+        if !has(key, false) {
+            // herald's case refines the peer's: the peer's records come from there.
+            if let Some(k) = order
+                .iter()
+                .filter(same)
+                .find(|k| refines(case, &k.1) && has(k, false))
+            {
+                recs.extend(groups[k].iter().filter(|r| r.system != "herald"));
+            }
+        } else if !has(key, true)
+            && order
+                .iter()
+                .filter(same)
+                .any(|k| refines(&k.1, case) && has(k, true) && !has(k, false))
+        {
+            // Shown in the rows of herald's cases that refine it.
+            continue;
+        }
         let mut names: Vec<&str> = Vec::new();
-        for r in recs {
+        for r in &recs {
             for (k, _) in &r.metrics {
                 if !names.contains(&k.as_str()) {
                     names.push(k);
@@ -198,6 +221,14 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether herald's case refines a peer's by naming its own variant first: herald's
+/// "gRPC → gRPC, 1 in flight" pairs with the peer's "1 in flight" (rpc).
+fn refines(herald_case: &str, peer_case: &str) -> bool {
+    herald_case
+        .strip_suffix(peer_case)
+        .is_some_and(|variant| variant.len() > 2 && variant.ends_with(", "))
 }
 
 fn fmt_ratio(r: f64) -> String {

@@ -68,10 +68,13 @@ fn main() -> std::process::ExitCode {
     init_tracing();
     // herald uses ring as its one TLS crypto provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Bench(b) = &cli.command
+        && let Some(n) = b.client_threads()
     {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -623,3 +623,47 @@ fn serve_refuses_anonymous_access_off_loopback() {
         "{err}"
     );
 }
+
+#[test]
+fn bench_publish_measures_a_server_it_starts() {
+    let out = herald()
+        .args([
+            "bench",
+            "publish",
+            "--inflight",
+            "1,4",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0.1",
+            "--json",
+        ])
+        .env("HERALD_LOG", "warn")
+        .output()
+        .expect("bench publish");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    assert!(
+        report["parameters"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|kv| kv[0] == "client_threads" && kv[1] == "1")),
+        "{report}"
+    );
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{report}");
+    for row in rows {
+        let rate: f64 = row[2]
+            .as_str()
+            .expect("msgs/s")
+            .replace(',', "")
+            .parse()
+            .expect("a rate");
+        assert!(rate > 0.0, "{row}");
+        assert_eq!(row[8], "0", "errors: {row}");
+    }
+}

@@ -38,6 +38,16 @@ pub enum BenchCommand {
     Worker(worker::WorkerArgs),
 }
 
+impl BenchCommand {
+    /// Worker threads for this process's runtime, when the scenario sets them.
+    pub fn client_threads(&self) -> Option<usize> {
+        match self {
+            BenchCommand::Publish(a) => Some(a.client_threads.max(1)),
+            _ => None,
+        }
+    }
+}
+
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Publish(a) => publish::run(a).await,
