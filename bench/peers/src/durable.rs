@@ -7,10 +7,6 @@ use crate::common::{Record, System, Target};
 use crate::http::RawHttp;
 use bytes::Bytes;
 use clap::Args;
-use hdrhistogram::Histogram;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct DurableArgs {
@@ -37,8 +33,8 @@ enum Lane {
     Rabbit(lapin::Channel, Vec<u8>),
 }
 
-impl Lane {
-    async fn publish(&mut self) -> anyhow::Result<()> {
+impl crate::lanes::Op for Lane {
+    async fn once(&mut self) -> anyhow::Result<()> {
         match self {
             Lane::Herald(conn, req) => {
                 conn.roundtrip(req).await?;
@@ -150,63 +146,16 @@ pub async fn run(a: DurableArgs) -> anyhow::Result<()> {
     let t = &a.target;
     for &depth in &a.inflight {
         let (lanes, conns) = lanes(t, depth, a.size).await?;
-        let measuring = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        for mut lane in lanes {
-            let (measuring, stop) = (measuring.clone(), stop.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut hist = Histogram::<u64>::new(3).expect("histogram");
-                let (mut ok, mut errors) = (0u64, 0u64);
-                while !stop.load(Ordering::Relaxed) {
-                    let start = Instant::now();
-                    let r = lane.publish().await;
-                    if !measuring.load(Ordering::Relaxed) {
-                        continue;
-                    }
-                    match r {
-                        Ok(()) => {
-                            ok += 1;
-                            let _ = hist.record(start.elapsed().as_micros() as u64);
-                        }
-                        Err(_) => {
-                            errors += 1;
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    }
-                }
-                (hist, ok, errors)
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
-        let before = t.sample();
-        measuring.store(true, Ordering::Relaxed);
-        let started = Instant::now();
-        tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
-        measuring.store(false, Ordering::Relaxed);
-        let elapsed = started.elapsed().as_secs_f64();
-        let after = t.sample();
-        stop.store(true, Ordering::Relaxed);
-        let mut hist = Histogram::<u64>::new(3)?;
-        let (mut ok, mut errors) = (0, 0);
-        for task in tasks {
-            let (h, o, e) = task.await?;
-            hist.add(h)?;
-            ok += o;
-            errors += e;
-        }
+        let m = crate::lanes::closed_loop(t, lanes, a.warmup, a.duration).await?;
         for c in conns {
             let _ = c.close(200, "done".into()).await;
         }
         let mut rec = Record::new(t, "durable", format!("{depth} in flight"));
-        rec.metric("msgs/s", ok as f64 / elapsed)
-            .metric("p50 ack ms", hist.value_at_quantile(0.5) as f64 / 1000.0)
-            .metric("p99 ack ms", hist.value_at_quantile(0.99) as f64 / 1000.0)
-            .metric(
-                "server CPU µs/msg",
-                crate::procfs::cpu_per(before, after, ok),
-            )
-            .metric("errors", errors as f64);
+        rec.metric("msgs/s", m.ok as f64 / m.elapsed)
+            .metric("p50 ack ms", m.hist.value_at_quantile(0.5) as f64 / 1000.0)
+            .metric("p99 ack ms", m.hist.value_at_quantile(0.99) as f64 / 1000.0)
+            .metric("server CPU µs/msg", m.cpu_per_op())
+            .metric("errors", m.errors as f64);
         rec.emit(t)?;
     }
     Ok(())

@@ -8,6 +8,7 @@ mod durable;
 mod fanout;
 mod http;
 mod idle;
+mod lanes;
 mod nats_proto;
 mod procfs;
 mod queue;

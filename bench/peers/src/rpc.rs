@@ -9,14 +9,13 @@ use crate::common::{Record, System, Target};
 use bytes::Bytes;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
-use hdrhistogram::Histogram;
 use herald_proto::grpc::herald_client::HeraldClient;
 use herald_proto::grpc::{self, serve_event, serve_request};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -100,6 +99,23 @@ impl Lane {
         };
         anyhow::ensure!(reply == body, "the reply does not echo the request");
         Ok(())
+    }
+}
+
+/// A lane's calls: each with a body unique to the lane and the call.
+struct Caller {
+    lane: Lane,
+    index: usize,
+    seq: u64,
+    service: String,
+    size: usize,
+}
+
+impl crate::lanes::Op for Caller {
+    async fn once(&mut self) -> anyhow::Result<()> {
+        self.seq += 1;
+        let body = body(self.index, self.seq, self.size);
+        self.lane.call(&self.service, body).await
     }
 }
 
@@ -371,67 +387,27 @@ pub async fn run(a: RpcArgs) -> anyhow::Result<()> {
             let service = format!("bench.rpc.{via:?}.{depth}").to_lowercase();
             let (mut lanes, background) = setup(t, via, &service, depth).await?;
             ready(&mut lanes[0], &service, a.size).await?;
-            let measuring = Arc::new(AtomicBool::new(false));
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut tasks = Vec::new();
-            for (i, mut lane) in lanes.into_iter().enumerate() {
-                let (measuring, stop, service) = (measuring.clone(), stop.clone(), service.clone());
-                let size = a.size;
-                tasks.push(tokio::spawn(async move {
-                    let mut hist = Histogram::<u64>::new(3).expect("histogram");
-                    let (mut ok, mut errors) = (0u64, 0u64);
-                    let mut seq = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        seq += 1;
-                        let body = body(i, seq, size);
-                        let start = Instant::now();
-                        let r = lane.call(&service, body).await;
-                        if !measuring.load(Ordering::Relaxed) {
-                            continue;
-                        }
-                        match r {
-                            Ok(()) => {
-                                ok += 1;
-                                let _ = hist.record(start.elapsed().as_micros() as u64);
-                            }
-                            Err(_) => {
-                                errors += 1;
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                            }
-                        }
-                    }
-                    (hist, ok, errors)
-                }));
-            }
-            tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
-            let before = t.sample();
-            measuring.store(true, Ordering::Relaxed);
-            let started = Instant::now();
-            tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
-            measuring.store(false, Ordering::Relaxed);
-            let elapsed = started.elapsed().as_secs_f64();
-            let after = t.sample();
-            stop.store(true, Ordering::Relaxed);
-            let mut hist = Histogram::<u64>::new(3)?;
-            let (mut ok, mut errors) = (0, 0);
-            for task in tasks {
-                let (h, o, e) = task.await?;
-                hist.add(h)?;
-                ok += o;
-                errors += e;
-            }
+            let lanes = lanes
+                .into_iter()
+                .enumerate()
+                .map(|(i, lane)| Caller {
+                    lane,
+                    index: i,
+                    seq: 0,
+                    service: service.clone(),
+                    size: a.size,
+                })
+                .collect();
+            let m = crate::lanes::closed_loop(t, lanes, a.warmup, a.duration).await?;
             for task in background {
                 task.abort();
             }
             let mut rec = Record::new(t, "rpc", via.case(depth));
-            rec.metric("calls/s", ok as f64 / elapsed)
-                .metric("p50 µs", hist.value_at_quantile(0.5) as f64)
-                .metric("p99 µs", hist.value_at_quantile(0.99) as f64)
-                .metric(
-                    "server CPU µs/call",
-                    crate::procfs::cpu_per(before, after, ok),
-                )
-                .metric("errors", errors as f64);
+            rec.metric("calls/s", m.ok as f64 / m.elapsed)
+                .metric("p50 µs", m.hist.value_at_quantile(0.5) as f64)
+                .metric("p99 µs", m.hist.value_at_quantile(0.99) as f64)
+                .metric("server CPU µs/call", m.cpu_per_op())
+                .metric("errors", m.errors as f64);
             rec.emit(t)?;
         }
     }
